@@ -1,0 +1,396 @@
+"""Segment metrics for a baseline and a current window, computed in DuckDB.
+
+One scan of the transactions builds a *leaf cube*: counts per (window, every dimension,
+status, decline code), with latency kept as counts above fixed edges so that percentiles
+roll up. Every segment of up to `depth` dimensions is then one `GROUPING SETS` query over
+that small cube. Failures, attempts and slow attempts are additive, which is what
+root-cause localization needs (it subtracts one segment from another).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+
+from tools import sql
+from tools.contract import Segment, TimeWindow
+from tools.decline_codes import (
+    AUTHENTICATION_CODES,
+    FRAUD_CODES,
+    SOFT_CODES,
+    TECHNICAL_CODES,
+)
+from tools.stats import quantile_from_cumulative
+
+# Latency edges (ms) of the rollable histogram: ~1.5x apart, from fast failures to timeouts.
+LATENCY_EDGES_MS: tuple[int, ...] = (
+    50, 100, 150, 250, 400, 600, 1000, 1500, 2500, 4000, 6000, 10000, 20000, 40000,
+)  # fmt: skip
+
+# Window counters: (name, SQL predicate on a leaf-cube row). Order is the column order.
+_COUNTERS: tuple[str, ...] = (
+    "attempts",
+    "approved",
+    "declined",
+    "errors",
+    "technical",
+    "soft",
+    "hard",
+    "fraud",
+    "authentication",
+    "insufficient_funds",
+    "three_ds_attempts",
+    "challenged",
+    "three_ds_failed",
+    "retries",
+)
+_N_COUNTERS = len(_COUNTERS)
+_N_EDGES = len(LATENCY_EDGES_MS)
+
+LeafKey = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Counts of one segment in one window; every field is additive across segments."""
+
+    attempts: int = 0
+    approved: int = 0
+    declined: int = 0
+    errors: int = 0
+    technical: int = 0
+    soft: int = 0
+    hard: int = 0
+    fraud: int = 0
+    authentication: int = 0
+    insufficient_funds: int = 0
+    three_ds_attempts: int = 0
+    challenged: int = 0
+    three_ds_failed: int = 0
+    retries: int = 0
+    latency_at_least: tuple[int, ...] = field(default=(0,) * _N_EDGES)
+
+    @classmethod
+    def from_values(cls, values: Sequence[int | float | None]) -> WindowStats:
+        """Build from the counter columns followed by the latency columns."""
+        ints = [int(v or 0) for v in values]
+        fields: dict[str, Any] = dict(zip(_COUNTERS, ints[:_N_COUNTERS], strict=True))
+        return cls(**fields, latency_at_least=tuple(ints[_N_COUNTERS:]))
+
+    def minus(self, other: WindowStats) -> WindowStats:
+        """Counts of this segment with `other` (a part of it) taken out."""
+        fields: dict[str, Any] = {
+            name: getattr(self, name) - getattr(other, name) for name in _COUNTERS
+        }
+        lat = tuple(
+            a - b for a, b in zip(self.latency_at_least, other.latency_at_least, strict=True)
+        )
+        return WindowStats(**fields, latency_at_least=lat)
+
+    @property
+    def failures(self) -> int:
+        """Attempts that were not approved (declines and errors)."""
+        return self.attempts - self.approved
+
+    def _share(self, count: int) -> float:
+        return count / self.attempts if self.attempts else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        """Approved attempts over attempts."""
+        return self._share(self.approved)
+
+    @property
+    def error_rate(self) -> float:
+        """Technical failures (status `error`) over attempts."""
+        return self._share(self.errors)
+
+    @property
+    def decline_rate(self) -> float:
+        """Declines over attempts."""
+        return self._share(self.declined)
+
+    @property
+    def soft_share(self) -> float:
+        """Share of failures that are soft declines (retry later)."""
+        return self.soft / self.failures if self.failures else 0.0
+
+    @property
+    def hard_share(self) -> float:
+        """Share of failures that are hard declines (never retry as is)."""
+        return self.hard / self.failures if self.failures else 0.0
+
+    @property
+    def technical_share(self) -> float:
+        """Share of failures that are technical (errors, timeouts, 91/96)."""
+        return self.technical / self.failures if self.failures else 0.0
+
+    @property
+    def challenge_rate(self) -> float:
+        """Share of 3DS attempts that were challenged (challenge or failed)."""
+        return self.challenged / self.three_ds_attempts if self.three_ds_attempts else 0.0
+
+    @property
+    def three_ds_failure_rate(self) -> float:
+        """Share of 3DS attempts whose authentication failed."""
+        return self.three_ds_failed / self.three_ds_attempts if self.three_ds_attempts else 0.0
+
+    def latency_quantile(self, q: float) -> float:
+        """Latency quantile in ms, interpolated from the rollable histogram."""
+        return quantile_from_cumulative(LATENCY_EDGES_MS, self.latency_at_least, self.attempts, q)
+
+    @property
+    def latency_p50(self) -> float:
+        """Median latency, ms."""
+        return self.latency_quantile(0.50)
+
+    @property
+    def latency_p95(self) -> float:
+        """95th percentile latency, ms."""
+        return self.latency_quantile(0.95)
+
+    @property
+    def latency_p99(self) -> float:
+        """99th percentile latency, ms."""
+        return self.latency_quantile(0.99)
+
+
+@dataclass(frozen=True)
+class SegmentMetrics:
+    """One segment's counts in the baseline and the current window."""
+
+    key: LeafKey
+    baseline: WindowStats
+    current: WindowStats
+
+    @property
+    def segment(self) -> Segment:
+        """The segment in CONTRACT form."""
+        return dict(self.key)
+
+    @property
+    def depth(self) -> int:
+        """Number of dimensions fixed by the segment."""
+        return len(self.key)
+
+
+@dataclass
+class SegmentTable:
+    """Every segment of up to `depth` dimensions, keyed by (dimension, value) pairs."""
+
+    dimensions: list[str]
+    depth: int
+    baseline: TimeWindow
+    current: TimeWindow
+    segments: dict[LeafKey, SegmentMetrics]
+
+    @property
+    def total(self) -> SegmentMetrics:
+        """All traffic."""
+        return self.segments.get(()) or SegmentMetrics((), WindowStats(), WindowStats())
+
+    @property
+    def duration_ratio(self) -> float:
+        """Current window length over baseline window length."""
+        return self.current.minutes / self.baseline.minutes
+
+    def get(self, key: LeafKey) -> SegmentMetrics:
+        """Metrics of a segment; an unseen segment has zero counts."""
+        return self.segments.get(key) or SegmentMetrics(key, WindowStats(), WindowStats())
+
+
+def key_of(segment: Segment, dimensions: Sequence[str]) -> LeafKey:
+    """The table key of a CONTRACT segment: its pairs in dimension order."""
+    order = {d: i for i, d in enumerate(dimensions)}
+    return tuple(sorted(segment.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def naive_utc(ts: datetime) -> datetime:
+    """A UTC timestamp without tzinfo, as the transactions table stores them."""
+    return ts if ts.tzinfo is None else ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def _in_list(codes: Iterable[str]) -> str:
+    # Codes are our own constants, never user input; quoting is still done properly.
+    return ", ".join("'" + c.replace("'", "''") + "'" for c in sorted(codes))
+
+
+def build_leaf_cube(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    dimensions: Sequence[str],
+    baseline: TimeWindow,
+    current: TimeWindow,
+    *,
+    cube: str = "observe_leaf",
+) -> None:
+    """One scan of `table`: counts per (window, dimensions, status, decline code)."""
+    dims = ", ".join(sql.ident(d) for d in dimensions)
+    code = "CASE WHEN status = 'approved' THEN '' ELSE decline_code END"
+    lat = ",\n".join(
+        f"count(*) FILTER (WHERE latency_ms >= {edge}) AS lat_{i}"
+        for i, edge in enumerate(LATENCY_EDGES_MS)
+    )
+    query = f"""
+        CREATE OR REPLACE TEMP TABLE {cube} AS
+        SELECT (ts >= $cur_start) AS is_current, {dims},
+               status, {code} AS code,
+               count(*) AS n,
+               count(*) FILTER (WHERE three_ds IN ('frictionless', 'challenge', 'failed')) AS tds,
+               count(*) FILTER (WHERE three_ds IN ('challenge', 'failed')) AS tds_challenged,
+               count(*) FILTER (WHERE three_ds = 'failed') AS tds_failed,
+               count(*) FILTER (WHERE is_retry) AS retries,
+               {lat}
+        FROM {sql.ident(table)}
+        WHERE (ts >= $base_start AND ts < $base_end) OR (ts >= $cur_start AND ts < $cur_end)
+        GROUP BY ALL
+    """
+    conn.execute(
+        query,
+        {
+            "base_start": naive_utc(baseline.start),
+            "base_end": naive_utc(baseline.end),
+            "cur_start": naive_utc(current.start),
+            "cur_end": naive_utc(current.end),
+        },
+    )
+
+
+def _counter_sql(window: int) -> list[str]:
+    w = f"is_current = {'true' if window else 'false'}"
+
+    def s(pred: str) -> str:
+        return f"sum(n) FILTER (WHERE {w} AND ({pred}))"
+
+    technical = f"status = 'error' OR code IN ({_in_list(TECHNICAL_CODES)})"
+    exprs = {
+        "attempts": f"sum(n) FILTER (WHERE {w})",
+        "approved": s("status = 'approved'"),
+        "declined": s("status = 'declined'"),
+        "errors": s("status = 'error'"),
+        "technical": s(technical),
+        "soft": s(f"status = 'declined' AND code IN ({_in_list(SOFT_CODES)})"),
+        "hard": s(
+            f"status = 'declined' AND NOT (code IN ({_in_list(SOFT_CODES | TECHNICAL_CODES)}))"
+        ),
+        "fraud": s(f"code IN ({_in_list(FRAUD_CODES)})"),
+        "authentication": s(f"code IN ({_in_list(AUTHENTICATION_CODES)})"),
+        "insufficient_funds": s("code = '51'"),
+        "three_ds_attempts": f"sum(tds) FILTER (WHERE {w})",
+        "challenged": f"sum(tds_challenged) FILTER (WHERE {w})",
+        "three_ds_failed": f"sum(tds_failed) FILTER (WHERE {w})",
+        "retries": f"sum(retries) FILTER (WHERE {w})",
+    }
+    cols = [exprs[name] for name in _COUNTERS]
+    cols += [f"sum(lat_{i}) FILTER (WHERE {w})" for i in range(_N_EDGES)]
+    return cols
+
+
+def _segment_filter(segments: Sequence[Segment], negate: bool) -> tuple[str, list[str]]:
+    """SQL predicate matching any of `segments` (values bound as parameters)."""
+    params: list[str] = []
+    ors: list[str] = []
+    for seg in segments:
+        ands = []
+        for dim, value in seg.items():
+            ands.append(f"{sql.ident(dim)} = ?")
+            params.append(value)
+        ors.append("(" + (" AND ".join(ands) or "true") + ")")
+    if not ors:
+        return "true", []
+    pred = " OR ".join(ors)
+    return (f"NOT ({pred})" if negate else f"({pred})"), params
+
+
+def grouping_sets(dimensions: Sequence[str], depth: int) -> list[tuple[str, ...]]:
+    """Every subset of `dimensions` with at most `depth` members, smallest first."""
+    sets: list[tuple[str, ...]] = []
+    for k in range(min(depth, len(dimensions)) + 1):
+        sets.extend(itertools.combinations(dimensions, k))
+    return sets
+
+
+def rollup(
+    conn: duckdb.DuckDBPyConnection,
+    dimensions: Sequence[str],
+    depth: int,
+    baseline: TimeWindow,
+    current: TimeWindow,
+    *,
+    cube: str = "observe_leaf",
+    exclude: Sequence[Segment] = (),
+) -> SegmentTable:
+    """Metrics of every segment of up to `depth` dimensions, from the leaf cube.
+
+    `exclude` removes the traffic of some segments first (used to explain away a root
+    cause already found before looking for the next one).
+    """
+    dims = [sql.ident(d) for d in dimensions]
+    sets = grouping_sets(dimensions, depth)
+    gsets = ", ".join("(" + ", ".join(sql.ident(d) for d in s) + ")" for s in sets)
+    where, params = _segment_filter(exclude, negate=True)
+    cols = _counter_sql(0) + _counter_sql(1)
+    query = f"""
+        SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {", ".join(cols)}
+        FROM {cube}
+        WHERE {where}
+        GROUP BY GROUPING SETS ({gsets})
+    """
+    rows = conn.execute(query, params).fetchall()
+    n_dims = len(dimensions)
+    width = _N_COUNTERS + _N_EDGES
+    segments: dict[LeafKey, SegmentMetrics] = {}
+    for row in rows:
+        gid = int(row[0])
+        key = tuple(
+            (dimensions[i], str(row[1 + i]))
+            for i in range(n_dims)
+            # GROUPING() sets bit (n-1-i) when dimension i is rolled up.
+            if not (gid >> (n_dims - 1 - i)) & 1
+        )
+        values = row[1 + n_dims :]
+        segments[key] = SegmentMetrics(
+            key,
+            WindowStats.from_values(values[:width]),
+            WindowStats.from_values(values[width:]),
+        )
+    return SegmentTable(list(dimensions), depth, baseline, current, segments)
+
+
+@dataclass(frozen=True)
+class CodeMix:
+    """Failures by decline code of one segment, in both windows."""
+
+    baseline: dict[str, int]
+    current: dict[str, int]
+
+
+def code_mix(
+    conn: duckdb.DuckDBPyConnection,
+    segments: Sequence[Segment],
+    *,
+    cube: str = "observe_leaf",
+) -> list[CodeMix]:
+    """Decline-code counts for each of `segments` (one query for all of them)."""
+    if not segments:
+        return []
+    selects: list[str] = []
+    params: list[str] = []
+    for i, seg in enumerate(segments):
+        pred, p = _segment_filter([seg], negate=False)
+        selects.append(
+            f"SELECT {i} AS seg, is_current, code, sum(n) AS n FROM {cube} "
+            f"WHERE status <> 'approved' AND {pred} GROUP BY ALL"
+        )
+        params.extend(p)
+    rows = conn.execute(" UNION ALL ".join(selects), params).fetchall()
+    mixes = [CodeMix({}, {}) for _ in segments]
+    for seg_idx, is_current, code, n in rows:
+        target = mixes[int(seg_idx)].current if is_current else mixes[int(seg_idx)].baseline
+        target[str(code) or "(none)"] = int(n)
+    return mixes

@@ -1,0 +1,279 @@
+"""observe: from loaded transactions to anomalies and their root cause.
+
+Windows come from the caller, else from the scenario, else they are inferred (the last
+hour against the hours before it; on data shorter than two hours, the last fifth against
+the rest). This is the function the graph's observe node and the chat tools both call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tools.config import ObserveConfig
+from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, utc
+from tools.data import DataError, Dataset
+from tools.detection import Detection, DetectionResult, count_models, detect
+from tools.metrics import (
+    LeafKey,
+    SegmentTable,
+    WindowStats,
+    build_leaf_cube,
+    code_mix,
+    key_of,
+    rollup,
+)
+from tools.root_cause import RootCause, localize
+
+CUBE = "observe_leaf"
+# A code "moved" when its share of attempts rose by at least this much.
+CODE_SHIFT_MIN = 0.005
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """The figures the reasoner reads about one segment in one window."""
+
+    attempts: int
+    success_rate: float
+    error_rate: float
+    technical_share: float
+    soft_share: float
+    hard_share: float
+    challenge_rate: float
+    three_ds_failure_rate: float
+    latency_p50: float
+    latency_p95: float
+    latency_p99: float
+
+    @classmethod
+    def of(cls, w: WindowStats) -> WindowSummary:
+        """Summarise one window's counts."""
+        return cls(
+            attempts=w.attempts,
+            success_rate=w.success_rate,
+            error_rate=w.error_rate,
+            technical_share=w.technical_share,
+            soft_share=w.soft_share,
+            hard_share=w.hard_share,
+            challenge_rate=w.challenge_rate,
+            three_ds_failure_rate=w.three_ds_failure_rate,
+            latency_p50=w.latency_p50,
+            latency_p95=w.latency_p95,
+            latency_p99=w.latency_p99,
+        )
+
+
+@dataclass(frozen=True)
+class SegmentEvidence:
+    """What moved in one segment: rates, codes, latency and 3DS, in both windows."""
+
+    segment: Segment
+    baseline: WindowSummary
+    current: WindowSummary
+    code_shifts: list[CodeShift]
+
+
+@dataclass
+class ObserveResult:
+    """The observe part of a run record, with the evidence reasoning needs."""
+
+    baseline: TimeWindow
+    current: TimeWindow
+    dimensions: list[str]
+    detections: list[Detection]
+    root_causes: list[RootCause]
+    anomalies: list[AnomalyRecord]
+    evidence: list[SegmentEvidence] = field(default_factory=list)
+    overall: SegmentEvidence | None = None
+    tests: int = 0
+
+    @property
+    def anomalous(self) -> bool:
+        """Whether anything was flagged."""
+        return bool(self.detections)
+
+    @property
+    def root_cause(self) -> list[Segment]:
+        """Root-cause segments in CONTRACT form."""
+        return [rc.segment for rc in self.root_causes]
+
+    def record(self) -> dict[str, object]:
+        """The observe part of a CONTRACT.md section 3 record."""
+        return {
+            "anomalous": self.anomalous,
+            "anomalies": [a.model_dump(mode="json") for a in self.anomalies],
+            "root_cause": self.root_cause,
+        }
+
+
+def parse_window(text: str, what: str) -> TimeWindow:
+    """Parse `START/END` (ISO-8601) into a window, or raise ValueError naming `what`."""
+    parts = text.split("/")
+    if len(parts) != 2:
+        raise ValueError(f"{what}: expected START/END, got {text!r}")
+    try:
+        start = utc(datetime.fromisoformat(parts[0].strip().replace("Z", "+00:00")))
+        end = utc(datetime.fromisoformat(parts[1].strip().replace("Z", "+00:00")))
+    except ValueError:
+        raise ValueError(f"{what}: cannot parse timestamps in {text!r}") from None
+    if end <= start:
+        raise ValueError(f"{what}: end must be after start in {text!r}")
+    return TimeWindow(start=start, end=end)
+
+
+def infer_windows(dataset: Dataset) -> tuple[TimeWindow, TimeWindow]:
+    """The last hour against up to a day before it (shorter data: last fifth vs the rest)."""
+    row = dataset.conn.execute(f'SELECT min(ts), max(ts) FROM "{dataset.table}"').fetchone()
+    if row is None or row[0] is None:
+        raise DataError(dataset.source, "no transactions to observe")
+    first, last = utc(row[0]), utc(row[1])
+    end = last.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = first.replace(second=0, microsecond=0)
+    span = end - start
+    if span >= timedelta(hours=2):
+        split = end - timedelta(hours=1)
+        start = max(start, split - timedelta(hours=24))
+    else:
+        current_len = max(timedelta(minutes=1), span / 5)
+        split = end - timedelta(minutes=round(current_len.total_seconds() / 60))
+        if split <= start:
+            raise DataError(dataset.source, "the data spans too little time to compare windows")
+    return TimeWindow(start=start, end=split), TimeWindow(start=split, end=end)
+
+
+def resolve_windows(
+    dataset: Dataset, baseline: TimeWindow | None, current: TimeWindow | None
+) -> tuple[TimeWindow, TimeWindow]:
+    """Caller's windows first, then the scenario's, then inferred ones."""
+    scenario = dataset.scenario
+    if baseline is None and scenario is not None:
+        baseline = scenario.baseline_window
+    if current is None and scenario is not None:
+        current = scenario.current_window
+    if baseline is None or current is None:
+        inferred_baseline, inferred_current = infer_windows(dataset)
+        baseline = baseline or inferred_baseline
+        current = current or inferred_current
+    return baseline, current
+
+
+def _code_shifts(
+    before: WindowStats, after: WindowStats, baseline: dict[str, int], current: dict[str, int]
+) -> list[CodeShift]:
+    shifts = []
+    for code in set(baseline) | set(current):
+        b, c = baseline.get(code, 0), current.get(code, 0)
+        b_share = b / before.attempts if before.attempts else 0.0
+        c_share = c / after.attempts if after.attempts else 0.0
+        if c_share - b_share >= CODE_SHIFT_MIN:
+            shifts.append(CodeShift(code=code, baseline_share=round(b_share, 6),
+                                    current_share=round(c_share, 6), baseline_count=b,
+                                    current_count=c))  # fmt: skip
+    shifts.sort(key=lambda s: (-(s.current_share - s.baseline_share), s.code))
+    return shifts[:6]
+
+
+def _evidence(dataset: Dataset, table: SegmentTable, keys: list[LeafKey]) -> list[SegmentEvidence]:
+    mixes = code_mix(dataset.conn, [dict(k) for k in keys], cube=CUBE)
+    out = []
+    for key, mix in zip(keys, mixes, strict=True):
+        m = table.get(key)
+        out.append(
+            SegmentEvidence(
+                segment=dict(key),
+                baseline=WindowSummary.of(m.baseline),
+                current=WindowSummary.of(m.current),
+                code_shifts=_code_shifts(m.baseline, m.current, mix.baseline, mix.current),
+            )
+        )
+    return out
+
+
+def _order(detections: list[Detection], root_keys: set[LeafKey]) -> list[Detection]:
+    rank = {"critical": 0, "warning": 1, "info": 2}
+    return sorted(
+        detections,
+        key=lambda d: (
+            d.key not in root_keys,
+            rank[d.severity],
+            -abs(d.excess),
+            len(d.key),
+            d.metric,
+            d.key,
+        ),
+    )
+
+
+def _localize_all(
+    dataset: Dataset, table: SegmentTable, result: DetectionResult, cfg: ObserveConfig
+) -> list[RootCause]:
+    """Root causes of the failure rate and of volume; latency only when neither has any."""
+
+    def remeasure(excluded: list[Segment]) -> SegmentTable:
+        return rollup(dataset.conn, table.dimensions, cfg.depth, table.baseline,
+                      table.current, cube=CUBE, exclude=excluded)  # fmt: skip
+
+    flagged = {d.metric for d in result.detections}
+    causes: list[RootCause] = []
+    for model in count_models(table):
+        if model.name not in flagged:
+            continue
+        if model.name == "latency_p95" and causes:
+            continue
+        found = localize(table, model, cfg, result.p_cutoff, remeasure)
+        known = {rc.key for rc in causes}
+        causes.extend(rc for rc in found if rc.key not in known)
+    return causes[: cfg.max_root_causes]
+
+
+def observe(
+    dataset: Dataset,
+    cfg: ObserveConfig,
+    *,
+    baseline: TimeWindow | None = None,
+    current: TimeWindow | None = None,
+) -> ObserveResult:
+    """Segment metrics, anomaly detection and root-cause localization for two windows."""
+    baseline, current = resolve_windows(dataset, baseline, current)
+    dims = dataset.dimensions
+    build_leaf_cube(dataset.conn, dataset.table, dims, baseline, current, cube=CUBE)
+    table = rollup(dataset.conn, dims, cfg.depth, baseline, current, cube=CUBE)
+    result = detect(table, cfg)
+    root_causes = _localize_all(dataset, table, result, cfg) if result.detections else []
+    root_keys = {rc.key for rc in root_causes}
+    ordered = _order(result.detections, root_keys)
+    kept = ordered[: cfg.max_anomalies]
+    evidence_keys = list(dict.fromkeys([rc.key for rc in root_causes] + [d.key for d in kept]))
+    evidence = _evidence(dataset, table, [*evidence_keys, ()])
+    by_key = {key_of(e.segment, dims): e for e in evidence}
+    anomalies = [
+        AnomalyRecord(
+            segment=d.segment,
+            metric=d.metric,
+            baseline=round(d.baseline, 6),
+            current=round(d.current, 6),
+            p_value=float(f"{d.p_value:.3g}"),
+            severity=d.severity,
+            baseline_attempts=d.baseline_attempts,
+            current_attempts=d.current_attempts,
+            excess=round(d.excess, 2),
+            decline_codes=by_key[d.key].code_shifts,
+            latency_p95_ms=(
+                round(by_key[d.key].baseline.latency_p95, 1),
+                round(by_key[d.key].current.latency_p95, 1),
+            ),
+        )
+        for d in kept
+    ]
+    return ObserveResult(
+        baseline=baseline,
+        current=current,
+        dimensions=list(dims),
+        detections=ordered,
+        root_causes=root_causes,
+        anomalies=anomalies,
+        evidence=[by_key[rc.key] for rc in root_causes],
+        overall=by_key[()],
+        tests=result.tests,
+    )

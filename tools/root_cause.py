@@ -1,0 +1,177 @@
+"""Root-cause localization: the smallest set of segments that explains a change.
+
+In the spirit of Adtributor, HotSpot and Squeeze, but with tests on *remainders*:
+failures are additive, so for any segment S inside a segment P the traffic of P outside S
+has counts P - S, and we can ask whether it shares S's problem.
+
+A bad segment S is a root cause when
+- it cannot be *generalized*: for every parent P (S with one dimension dropped), the rest
+  of P is clean. If the rest of P is as bad as S (or negligible), P explains at least as
+  much with fewer conditions, so S is only a slice of P ("country Y on every processor");
+- it cannot be *refined*: for every bad child C (S with one more dimension), the rest of
+  S is not clean. If the rest of S is clean, C is the real cause ("processor X in
+  country Y") and S only inherits its drop.
+
+Several incidents at once are found one at a time: the largest root cause is chosen, its
+traffic is removed, and the segments are measured again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tools.config import ObserveConfig
+from tools.contract import Segment
+from tools.detection import CountModel, Counts
+from tools.metrics import LeafKey, SegmentTable
+
+# A remainder "shares the cause" when its effect is at least this fraction of the
+# segment's own effect, and it is significant at this level.
+SHARE_RATIO = 0.5
+REMAINDER_ALPHA = 0.01
+# A remainder smaller than this share of the segment's current traffic cannot tell the
+# two explanations apart; the simpler segment wins.
+NEGLIGIBLE_SHARE = 0.05
+# Stop looking for further causes once what is left is this small next to the first.
+RESIDUAL_SHARE = 0.10
+
+
+@dataclass(frozen=True)
+class RootCause:
+    """One root-cause segment and how much of the change it explains."""
+
+    key: LeafKey
+    metric: str
+    effect: float
+    excess: float
+    explained_share: float
+
+    @property
+    def segment(self) -> Segment:
+        """The segment in CONTRACT form (an absent dimension means any value)."""
+        return dict(self.key)
+
+
+def _parents(key: LeafKey) -> list[LeafKey]:
+    return [key[:i] + key[i + 1 :] for i in range(len(key))]
+
+
+class _Judge:
+    """Applies the bad / shares-cause tests of one metric to one segment table."""
+
+    def __init__(
+        self, table: SegmentTable, model: CountModel, cfg: ObserveConfig, p_cutoff: float
+    ) -> None:
+        self.table = table
+        self.model = model
+        self.cfg = cfg
+        self.p_cutoff = p_cutoff
+
+    def counts(self, key: LeafKey) -> Counts:
+        return self.model.counts(self.table.get(key))
+
+    def bad(self, c: Counts) -> bool:
+        m = self.model
+        return (
+            m.enough_sample(c, self.cfg.min_sample)
+            and m.material(c, self.cfg)
+            and m.p_value(c) <= self.p_cutoff
+        )
+
+    def negligible(self, rest: Counts, whole: Counts) -> bool:
+        return rest.current_n + rest.baseline_n * self.table.duration_ratio <= NEGLIGIBLE_SHARE * (
+            whole.current_n + whole.baseline_n * self.table.duration_ratio
+        )
+
+    def shares_cause(self, rest: Counts, reference_effect: float) -> bool:
+        m = self.model
+        return (
+            m.effect(rest) >= SHARE_RATIO * reference_effect and m.p_value(rest) <= REMAINDER_ALPHA
+        )
+
+    def generalizable(self, key: LeafKey, c: Counts) -> bool:
+        effect = self.model.effect(c)
+        for parent in _parents(key):
+            pc = self.counts(parent)
+            rest = pc.minus(c)
+            if self.negligible(rest, pc) or self.shares_cause(rest, effect):
+                return True
+        return False
+
+    def refinable(self, c: Counts, bad_children: list[tuple[LeafKey, Counts]]) -> bool:
+        for _child, cc in bad_children:
+            rest = c.minus(cc)
+            if self.negligible(rest, c):
+                continue
+            if not self.shares_cause(rest, self.model.effect(cc)):
+                return True
+        return False
+
+
+def _dimension_rank(key: LeafKey, dimensions: list[str]) -> tuple[int, ...]:
+    order = {d: i for i, d in enumerate(dimensions)}
+    return tuple(order.get(d, len(order)) for d, _ in key)
+
+
+def _pick(table: SegmentTable, judge: _Judge) -> tuple[LeafKey, Counts] | None:
+    """The best root-cause candidate of one table, or None when nothing is bad."""
+    bad: dict[LeafKey, Counts] = {}
+    for key, m in table.segments.items():
+        c = judge.model.counts(m)
+        if judge.bad(c):
+            bad[key] = c
+    if not bad:
+        return None
+    children: dict[LeafKey, list[tuple[LeafKey, Counts]]] = {}
+    for key, c in bad.items():
+        for parent in _parents(key):
+            children.setdefault(parent, []).append((key, c))
+    not_refinable = [k for k, c in bad.items() if not judge.refinable(c, children.get(k, []))]
+    causes = [k for k in not_refinable if not judge.generalizable(k, bad[k])]
+    pool = causes or not_refinable or list(bad)
+
+    def rank(key: LeafKey) -> tuple[float, int, tuple[int, ...]]:
+        # Most excess first; among equals, fewer dimensions, then earlier dimensions.
+        return (
+            -round(judge.model.excess(bad[key]), 6),
+            len(key),
+            _dimension_rank(key, table.dimensions),
+        )
+
+    best = min(pool, key=rank)
+    return best, bad[best]
+
+
+def localize(
+    table: SegmentTable,
+    model: CountModel,
+    cfg: ObserveConfig,
+    p_cutoff: float,
+    remeasure: Callable[[list[Segment]], SegmentTable],
+) -> list[RootCause]:
+    """Find up to `cfg.max_root_causes` segments that together explain the change.
+
+    `remeasure(excluded)` returns the segment table with the traffic of `excluded`
+    removed; it is how a found cause is explained away before looking for the next.
+    """
+    if p_cutoff <= 0.0:
+        return []
+    causes: list[RootCause] = []
+    current = table
+    first_excess = 0.0
+    total_excess = max(model.excess(model.counts(table.total)), 0.0)
+    while len(causes) < cfg.max_root_causes:
+        judge = _Judge(current, model, cfg, p_cutoff)
+        picked = _pick(current, judge)
+        if picked is None:
+            break
+        key, c = picked
+        excess = model.excess(c)
+        if causes and excess < RESIDUAL_SHARE * first_excess:
+            break
+        first_excess = first_excess or excess
+        share = excess / total_excess if total_excess > 0 else 1.0
+        causes.append(RootCause(key, model.name, model.effect(c), excess, min(share, 1.0)))
+        current = remeasure([rc.segment for rc in causes])
+    return causes
