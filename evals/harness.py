@@ -119,8 +119,12 @@ def run_one(runner: Runner, folder: Path, model: str | None, seed: int) -> RunRe
 
 
 def _warm_up(runner: Runner) -> None:
-    """Worker initializer: unpickling `runner` has imported its module, once per worker."""
-    del runner
+    """Worker initializer: import the graph once per worker, before its first scenario.
+
+    Unpickling `runner` has already imported the runner's own module.
+    """
+    if runner is run_scenario:
+        importlib.import_module("agent.runner")
 
 
 def _progress(enabled: bool) -> Progress:
@@ -171,10 +175,15 @@ def evaluate(
                     pool.submit(run_one, runner, folder, model, seed): i
                     for i, folder in enumerate(folders)
                 }
-                for future in as_completed(futures):
-                    i = futures[future]
-                    results[i] = future.result()
-                    bar.update(task, advance=1, description=folders[i].name)
+                try:
+                    for future in as_completed(futures):
+                        i = futures[future]
+                        results[i] = future.result()
+                        bar.update(task, advance=1, description=folders[i].name)
+                except BaseException:
+                    # A bug (not bad data) stops the run now, not after every queued scenario.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     return [r for r in results if r is not None]
 
 

@@ -95,6 +95,13 @@ def library(tmp_path: Path) -> Path:
     return root
 
 
+def crashing_runner(path: Path, **kwargs: Any) -> RunRecord:
+    """A runner with a bug on one scenario (module-level: it is pickled)."""
+    if path.name == "case-02":
+        raise ZeroDivisionError("division by zero")
+    return fake_runner(path, **kwargs)
+
+
 def _strip_pid(records: list[RunRecord]) -> list[dict[str, Any]]:
     return [r.model_dump(exclude={"pid"}) for r in records]
 
@@ -133,6 +140,12 @@ def test_bad_data_becomes_an_error_record_not_a_crash(library: Path) -> None:
     summary = summarize(records, expectations(load_specs(discover([library]))))
     assert summary.errored == ["bad-data"]
     assert summary.overall.errors == 1
+
+
+def test_a_runner_bug_stops_the_run_and_names_the_scenario(library: Path) -> None:
+    with pytest.raises(ZeroDivisionError) as err:
+        evaluate([library], jobs=2, runner=crashing_runner, progress=False)
+    assert any("case-02" in note for note in getattr(err.value, "__notes__", []))
 
 
 def test_unreadable_scenario_json_is_reported_under_its_folder_name(library: Path) -> None:
