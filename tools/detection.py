@@ -192,11 +192,21 @@ class Detection:
 
 @dataclass(frozen=True)
 class DetectionResult:
-    """Everything flagged, plus the p-value cut-off BH chose for each metric's tests."""
+    """Everything flagged, plus the p-value cut-offs of each metric's tests.
+
+    `p_cutoffs` is what Benjamini-Hochberg chose; `strict_cutoffs` is the Bonferroni level,
+    which root-cause localization also requires: a cause must stand out on its own, not
+    only ride on the many true detections around a real incident.
+    """
 
     detections: list[Detection]
     tests: int
-    p_cutoff: float
+    p_cutoffs: dict[str, float]
+    strict_cutoffs: dict[str, float]
+
+    def cause_cutoff(self, metric: str) -> float:
+        """The p-value a root-cause segment of `metric` must reach."""
+        return min(self.p_cutoffs.get(metric, 0.0), self.strict_cutoffs.get(metric, 0.0))
 
 
 def count_models(table: SegmentTable) -> list[CountModel]:
@@ -233,8 +243,19 @@ def detect(table: SegmentTable, cfg: ObserveConfig) -> DetectionResult:
             c = model.counts(m)
             if model.enough_sample(c, cfg.min_sample):
                 tested.append((m, model, c, model.p_value(c)))
-    rejected = benjamini_hochberg([t[3] for t in tested], cfg.fdr)
-    p_cutoff = max((t[3] for t, r in zip(tested, rejected, strict=True) if r), default=0.0)
+    # BH per metric: a flood of true latency flags must not relax the success-rate test.
+    rejected = [False] * len(tested)
+    p_cutoffs: dict[str, float] = {}
+    strict: dict[str, float] = {}
+    for model in models:
+        idx = [i for i, t in enumerate(tested) if t[1] is model]
+        flags = benjamini_hochberg([tested[i][3] for i in idx], cfg.fdr)
+        for i, flag in zip(idx, flags, strict=True):
+            rejected[i] = flag
+        p_cutoffs[model.name] = max(
+            (tested[i][3] for i, f in zip(idx, flags, strict=True) if f), default=0.0
+        )
+        strict[model.name] = cfg.fdr / max(len(idx), 1)
     detections: list[Detection] = []
     for (m, model, c, p), significant in zip(tested, rejected, strict=True):
         if not significant or not model.material(c, cfg):
@@ -262,4 +283,4 @@ def detect(table: SegmentTable, cfg: ObserveConfig) -> DetectionResult:
                 current_attempts=m.current.attempts,
             )
         )
-    return DetectionResult(detections, len(tested), p_cutoff)
+    return DetectionResult(detections, len(tested), p_cutoffs, strict)

@@ -259,6 +259,14 @@ def build_leaf_cube(
             "cur_end": naive_utc(current.end),
         },
     )
+    # Collapse status and code into the window counters once per leaf, so that every
+    # rollup afterwards is plain sums over a table of leaves.
+    cols = _counter_sql(0) + _counter_sql(1)
+    named = ", ".join(f"{expr} AS v{i}" for i, expr in enumerate(cols))
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {cube}_counts AS "
+        f"SELECT {dims}, {named} FROM {cube} GROUP BY ALL"
+    )
 
 
 def _counter_sql(window: int) -> list[str]:
@@ -334,10 +342,10 @@ def rollup(
     sets = grouping_sets(dimensions, depth)
     gsets = ", ".join("(" + ", ".join(sql.ident(d) for d in s) + ")" for s in sets)
     where, params = _segment_filter(exclude, negate=True)
-    cols = _counter_sql(0) + _counter_sql(1)
+    sums = ", ".join(f"sum(v{i})" for i in range(2 * (_N_COUNTERS + _N_EDGES)))
     query = f"""
-        SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {", ".join(cols)}
-        FROM {cube}
+        SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {sums}
+        FROM {cube}_counts
         WHERE {where}
         GROUP BY GROUPING SETS ({gsets})
     """

@@ -221,7 +221,7 @@ def _localize_all(
             continue
         if model.name == "latency_p95" and causes:
             continue
-        found = localize(table, model, cfg, result.p_cutoff, remeasure)
+        found = localize(table, model, cfg, result.cause_cutoff(model.name), remeasure)
         known = {rc.key for rc in causes}
         causes.extend(rc for rc in found if rc.key not in known)
     return causes[: cfg.max_root_causes]
