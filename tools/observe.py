@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pydantic import BaseModel, ConfigDict
+
 from tools.config import ObserveConfig
 from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, utc
 from tools.data import DataError, Dataset
@@ -30,9 +32,10 @@ CUBE = "observe_leaf"
 CODE_SHIFT_MIN = 0.005
 
 
-@dataclass(frozen=True)
-class WindowSummary:
+class WindowSummary(BaseModel):
     """The figures the reasoner reads about one segment in one window."""
+
+    model_config = ConfigDict(frozen=True)
 
     attempts: int
     success_rate: float
@@ -51,27 +54,61 @@ class WindowSummary:
         """Summarise one window's counts."""
         return cls(
             attempts=w.attempts,
-            success_rate=w.success_rate,
-            error_rate=w.error_rate,
-            technical_share=w.technical_share,
-            soft_share=w.soft_share,
-            hard_share=w.hard_share,
-            challenge_rate=w.challenge_rate,
-            three_ds_failure_rate=w.three_ds_failure_rate,
-            latency_p50=w.latency_p50,
-            latency_p95=w.latency_p95,
-            latency_p99=w.latency_p99,
+            success_rate=round(w.success_rate, 6),
+            error_rate=round(w.error_rate, 6),
+            technical_share=round(w.technical_share, 6),
+            soft_share=round(w.soft_share, 6),
+            hard_share=round(w.hard_share, 6),
+            challenge_rate=round(w.challenge_rate, 6),
+            three_ds_failure_rate=round(w.three_ds_failure_rate, 6),
+            latency_p50=round(w.latency_p50, 1),
+            latency_p95=round(w.latency_p95, 1),
+            latency_p99=round(w.latency_p99, 1),
         )
 
 
-@dataclass(frozen=True)
-class SegmentEvidence:
+class SegmentEvidence(BaseModel):
     """What moved in one segment: rates, codes, latency and 3DS, in both windows."""
+
+    model_config = ConfigDict(frozen=True)
 
     segment: Segment
     baseline: WindowSummary
     current: WindowSummary
     code_shifts: list[CodeShift]
+
+
+class RootCauseDetail(BaseModel):
+    """A root-cause segment with the metric it explains and how much of the change."""
+
+    segment: Segment
+    metric: str
+    effect: float
+    excess: float
+    explained_share: float
+
+
+class Observation(BaseModel):
+    """What observe hands to the rest of the loop (checkpointed with the graph state)."""
+
+    baseline: TimeWindow
+    current: TimeWindow
+    dimensions: list[str]
+    anomalous: bool
+    anomalies: list[AnomalyRecord]
+    root_cause: list[Segment]
+    root_causes: list[RootCauseDetail]
+    evidence: list[SegmentEvidence]
+    overall: SegmentEvidence | None
+    tests: int
+
+    def record(self) -> dict[str, object]:
+        """The observe part of a CONTRACT.md section 3 record."""
+        return {
+            "anomalous": self.anomalous,
+            "anomalies": [a.model_dump(mode="json") for a in self.anomalies],
+            "root_cause": self.root_cause,
+        }
 
 
 @dataclass
@@ -98,13 +135,33 @@ class ObserveResult:
         """Root-cause segments in CONTRACT form."""
         return [rc.segment for rc in self.root_causes]
 
+    def observation(self) -> Observation:
+        """The serialisable summary the graph state carries."""
+        return Observation(
+            baseline=self.baseline,
+            current=self.current,
+            dimensions=self.dimensions,
+            anomalous=self.anomalous,
+            anomalies=self.anomalies,
+            root_cause=self.root_cause,
+            root_causes=[
+                RootCauseDetail(
+                    segment=rc.segment,
+                    metric=rc.metric,
+                    effect=round(rc.effect, 6),
+                    excess=round(rc.excess, 2),
+                    explained_share=round(rc.explained_share, 4),
+                )
+                for rc in self.root_causes
+            ],
+            evidence=self.evidence,
+            overall=self.overall,
+            tests=self.tests,
+        )
+
     def record(self) -> dict[str, object]:
         """The observe part of a CONTRACT.md section 3 record."""
-        return {
-            "anomalous": self.anomalous,
-            "anomalies": [a.model_dump(mode="json") for a in self.anomalies],
-            "root_cause": self.root_cause,
-        }
+        return self.observation().record()
 
 
 def parse_window(text: str, what: str) -> TimeWindow:
