@@ -224,9 +224,15 @@ def _code_shifts(
         b_share = b / before.attempts if before.attempts else 0.0
         c_share = c / after.attempts if after.attempts else 0.0
         if c_share - b_share >= CODE_SHIFT_MIN:
-            shifts.append(CodeShift(code=code, baseline_share=round(b_share, 6),
-                                    current_share=round(c_share, 6), baseline_count=b,
-                                    current_count=c))  # fmt: skip
+            shifts.append(
+                CodeShift(
+                    code=code,
+                    baseline_share=round(b_share, 6),
+                    current_share=round(c_share, 6),
+                    baseline_count=b,
+                    current_count=c,
+                )
+            )
     shifts.sort(key=lambda s: (-(s.current_share - s.baseline_share), s.code))
     return shifts[:6]
 
@@ -268,8 +274,15 @@ def _localize_all(
     """Root causes of the failure rate and of volume; latency only when neither has any."""
 
     def remeasure(excluded: list[Segment]) -> SegmentTable:
-        return rollup(dataset.conn, table.dimensions, cfg.depth, table.baseline,
-                      table.current, cube=CUBE, exclude=excluded)  # fmt: skip
+        return rollup(
+            dataset.conn,
+            table.dimensions,
+            cfg.depth,
+            table.baseline,
+            table.current,
+            cube=CUBE,
+            exclude=excluded,
+        )
 
     flagged = {d.metric for d in result.detections}
     causes: list[RootCause] = []

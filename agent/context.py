@@ -1,0 +1,54 @@
+"""Run settings, passed to the graph as its runtime context (never read from globals)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from langchain_core.language_models import BaseChatModel
+
+from tools.config import PayopsConfig
+from tools.contract import TimeWindow
+from tools.data import Dataset, load
+from tools.executor import Executor, SimulatedExecutor
+from tools.guardrails import GuardLimits, effective_limits
+
+LEDGER_FILE = "ledger.db"
+LEARNING_FILE = "learning.db"
+CHECKPOINT_FILE = "checkpoints.db"
+
+
+@dataclass
+class Context:
+    """Everything a run needs besides its state: model, limits, data access, storage.
+
+    `model` None means the deterministic reasoner decides alone. Datasets are loaded once
+    per process and cached, so a resumed run (approve from a new process) reloads the
+    same data from the path kept in the state.
+    """
+
+    config: PayopsConfig = field(default_factory=PayopsConfig)
+    model: BaseChatModel | None = None
+    state_dir: Path = field(default_factory=lambda: Path(os.environ.get("PAYOPS_HOME", ".payops")))
+    baseline: TimeWindow | None = None
+    current: TimeWindow | None = None
+    executor: Executor = field(default_factory=SimulatedExecutor)
+    _datasets: dict[str, Dataset] = field(default_factory=dict)
+
+    @property
+    def limits(self) -> GuardLimits:
+        """The guard limits in force: code defaults, only ever tightened by config."""
+        return effective_limits(self.config.guard)
+
+    def dataset(self, source: str, lenient: bool, dimensions: list[str] | None) -> Dataset:
+        """The loaded dataset of `source` (loaded on first use)."""
+        key = f"{source}|{lenient}|{dimensions}"
+        if key not in self._datasets:
+            self._datasets[key] = load(Path(source), lenient=lenient, dimensions=dimensions)
+        return self._datasets[key]
+
+    def path(self, name: str) -> Path:
+        """A file in the state directory (created on first use)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        return self.state_dir / name

@@ -1,0 +1,242 @@
+"""The graph's nodes: each reads the state, calls pure tools, returns a state update.
+
+Nothing clever lives here; detection, reasoning, policy and simulation are in `tools/`
+and `agent/reasoning.py`. Effects happen only in `act` (behind the ledger) and `learn`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cache
+from typing import Any
+
+from langgraph.config import get_config
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from agent import reasoning
+from agent.context import LEARNING_FILE, LEDGER_FILE, Context
+from agent.model_reasoner import decide_with_model
+from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
+from tools.contract import Outcome, ScenarioContext, Segment, Verdict, Violation, segment_key
+from tools.data import Dataset
+from tools.executor import idempotency_key
+from tools.guardrails import GuardInput, GuardVerdict, evaluate
+from tools.learning import LearnedOutcome, LearningStore
+from tools.ledger import ActionLedger
+from tools.observe import Observation, observe
+from tools.routes import SegmentSnapshot, snapshot
+
+
+def _dataset(state: AgentState, ctx: Context) -> Dataset:
+    return ctx.dataset(state.source, state.lenient, state.dimensions)
+
+
+def _scenario_context(ds: Dataset) -> ScenarioContext:
+    return ds.scenario.context if ds.scenario is not None else ScenarioContext()
+
+
+def _observation(state: AgentState) -> Observation:
+    if state.observation is None:  # the graph's edges make this unreachable
+        raise RuntimeError("observe has not run")
+    return state.observation
+
+
+def _snapshotter(ds: Dataset, obs: Observation) -> reasoning.Snapshotter:
+    @cache
+    def by_key(key: tuple[tuple[str, str], ...]) -> SegmentSnapshot:
+        return snapshot(ds, obs.baseline, obs.current, dict(key))
+
+    def get(segment: Segment) -> SegmentSnapshot:
+        return by_key(segment_key(segment))
+
+    return get
+
+
+def _thread_id() -> str:
+    return str(get_config().get("configurable", {}).get("thread_id", ""))
+
+
+def _evidence_attempts(obs: Observation) -> int:
+    return obs.evidence[0].current.attempts if obs.evidence else 0
+
+
+def anomaly_fingerprint(state: AgentState) -> str:
+    """What identifies the incident an action answers: scenario, window and root cause."""
+    obs = _observation(state)
+    payload = {
+        "scenario": state.scenario_id,
+        "current": [obs.current.start.isoformat(), obs.current.end.isoformat()],
+        "root_cause": sorted(json.dumps(s, sort_keys=True) for s in obs.root_cause),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Load the data, measure every segment, flag anomalies and localize the root cause."""
+    ctx = runtime.context
+    ds = _dataset(state, ctx)
+    result = observe(ds, ctx.config.observe, baseline=ctx.baseline, current=ctx.current)
+    scenario_id = ds.scenario.id if ds.scenario is not None else ds.source.name
+    return {"observation": result.observation(), "scenario_id": scenario_id}
+
+
+def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Classify the incident and choose a remedy (a model may choose among the candidates)."""
+    ctx = runtime.context
+    ds = _dataset(state, ctx)
+    obs = _observation(state)
+    scenario = _scenario_context(ds)
+    with LearningStore(ctx.path(LEARNING_FILE), ctx.config.learning.retention_days) as store:
+        learning = store.learning_context()
+    found = reasoning.reason(obs, scenario, _snapshotter(ds, obs), learning, ctx.limits, state.seed)
+    decision = found.decision
+    if ctx.model is not None:
+        evidence = reasoning.evidence_for_model(state.scenario_id, obs, scenario, found)
+        decision = decide_with_model(ctx.model, evidence, decision, config=get_config())
+    return {
+        "hypotheses": found.hypotheses,
+        "incident_kind": found.incident_kind,
+        "candidates": found.candidates,
+        "decision": decision,
+    }
+
+
+def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Check the decision against every policy rule; no model is involved."""
+    ctx = runtime.context
+    ds = _dataset(state, ctx)
+    obs = _observation(state)
+    decision = state.decision
+    if decision is None:
+        raise RuntimeError("reason has not run")
+    verdict = evaluate(
+        GuardInput(
+            decision=decision,
+            snapshot=_snapshotter(ds, obs)(decision.target_segment()),
+            evidence_attempts=_evidence_attempts(obs),
+            context=_scenario_context(ds),
+            now=obs.current.end,
+            anomaly_start=obs.current.start,
+        ),
+        ctx.limits,
+    )
+    return {"guard": verdict, "violations": verdict.violations}
+
+
+def route_after_guard(state: AgentState) -> GuardRoute:
+    """Approved -> act; needs a human -> approve; blocked or nothing to do -> learn."""
+    guard = state.guard
+    if state.decision is None or guard is None or state.decision.action == "no_action":
+        return "learn"
+    if guard.status == "blocked":
+        return "learn"
+    if guard.status == "needs_approval":
+        return "approve"
+    return "act"
+
+
+def approve_node(state: AgentState) -> dict[str, Any]:
+    """Pause for a human. No side effects here: the node re-runs from its top on resume."""
+    decision = state.decision
+    guard = state.guard
+    if decision is None or guard is None:
+        raise RuntimeError("guard has not run")
+    request = ApprovalRequest(
+        scenario_id=state.scenario_id,
+        decision=decision,
+        risk=guard.risk,
+        reasons=guard.reasons_for_approval,
+        incident_kind=state.incident_kind,
+        root_cause=_observation(state).root_cause,
+    )
+    answer = interrupt(request.model_dump(mode="json"))
+    return {"approval": Approval.model_validate(answer)}
+
+
+def route_after_approval(state: AgentState) -> ApprovalRoute:
+    """Act only on an explicit approval."""
+    return "act" if state.approval is not None and state.approval.approved else "learn"
+
+
+def act_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Execute the approved decision exactly once, keyed by its content in the ledger."""
+    ctx = runtime.context
+    ds = _dataset(state, ctx)
+    obs = _observation(state)
+    decision = state.decision
+    if decision is None:
+        raise RuntimeError("reason has not run")
+    snap = _snapshotter(ds, obs)(decision.target_segment())
+    scenario = _scenario_context(ds)
+    key = idempotency_key(decision, anomaly_fingerprint(state))
+
+    def execute() -> dict[str, Any]:
+        outcome = ctx.executor.execute(decision, key, snap, scenario, state.seed)
+        return outcome.model_dump(mode="json")
+
+    thread_id = _thread_id()
+    with ActionLedger(ctx.path(LEDGER_FILE)) as ledger:
+        # An in-doubt claim (crash between claim and record) is reconciled by re-running
+        # the simulator, which has no side effects; a real executor would query its API.
+        result = ledger.run_once(
+            key,
+            thread_id=thread_id,
+            scenario_id=state.scenario_id,
+            action=decision.action,
+            params=decision.params,
+            execute=execute,
+            reconcile=lambda _entry: execute(),
+        )
+    outcome = Outcome.model_validate(result.outcome) if result.outcome else None
+    return {
+        "idempotency_key": key,
+        "outcome": outcome,
+        "already_executed": not result.executed_now and not result.reconciled,
+        "verdict": "executed",
+    }
+
+
+def _final_verdict(state: AgentState) -> tuple[Verdict, list[Violation]]:
+    violations = list(state.violations)
+    if state.verdict == "executed":
+        return "executed", violations
+    if state.decision is None or state.decision.action == "no_action":
+        return "no_action", violations
+    if state.approval is not None and not state.approval.approved:
+        detail = f"rejected by {state.approval.by}: {state.approval.reason or 'no reason given'}"
+        return "blocked", [*violations, Violation(rule="human_rejected", detail=detail)]
+    return "blocked", violations
+
+
+def learn_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
+    """Record the cycle's outcome (blocked and no-action cycles too) in the learning store."""
+    ctx = runtime.context
+    verdict, violations = _final_verdict(state)
+    decision = state.decision
+    if decision is not None:
+        outcome = state.outcome if verdict == "executed" else None
+        learned = LearnedOutcome(
+            scenario_id=state.scenario_id,
+            thread_id=_thread_id(),
+            incident_kind=state.incident_kind,
+            action=decision.action,
+            segment=decision.target_segment(),
+            params=decision.params,
+            verdict=verdict,
+            before=None if outcome is None else outcome.before,
+            after=None if outcome is None else outcome.after,
+            improvement=None if outcome is None else outcome.improvement,
+            confidence=decision.confidence,
+            reasoner=decision.reasoner,
+            idempotency_key=state.idempotency_key if verdict == "executed" else None,
+        )
+        with LearningStore(ctx.path(LEARNING_FILE), ctx.config.learning.retention_days) as store:
+            store.record(learned)
+    return {"verdict": verdict, "violations": violations, "learned": True}
+
+
+def guard_verdict(state: AgentState) -> GuardVerdict | None:
+    """The guard's verdict of a finished or paused run (for reports)."""
+    return state.guard

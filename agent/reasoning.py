@@ -1,0 +1,440 @@
+"""The deterministic reasoner: classify the incident, rank remedies, pick one.
+
+It reads only evidence observe produced (where the root cause sits, which decline codes
+moved, the latency and 3DS signatures, how recent changes line up in time), asks the
+simulator what each plausible remedy would do and the learning store how such remedies
+went before, and drops remedies guard would refuse. A chat model, when configured, chooses
+among the same candidates; this reasoner is also its fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
+from tools.contract import (
+    ActionName,
+    Decision,
+    IncidentKind,
+    RecentChange,
+    ScenarioContext,
+    Segment,
+    Severity,
+    format_segment,
+)
+from tools.decline_codes import (
+    AUTHENTICATION_CODES,
+    FRAUD_CODES,
+    INSUFFICIENT_FUNDS,
+    TECHNICAL_CODES,
+    never_retry,
+)
+from tools.guardrails import GuardInput, GuardLimits, evaluate
+from tools.learning import LearningContext
+from tools.observe import Observation, SegmentEvidence
+from tools.routes import SegmentSnapshot
+from tools.simulator import simulate
+
+# What a payment engineer reaches for first, per incident kind (DOMAIN.md). The simulator
+# and past outcomes re-rank within this list; they never add an action it rules out.
+PLAYBOOK: dict[str, tuple[ActionName, ...]] = {
+    "processor_outage": ("shift_traffic", "failover_processor", "enable_retry", "notify_oncall"),
+    "processor_degradation": ("shift_traffic", "enable_retry", "notify_oncall"),
+    "latency_spike": ("shift_traffic", "enable_retry", "notify_oncall"),
+    "issuer_outage": ("notify_oncall", "enable_retry"),
+    "network_incident": ("notify_oncall", "enable_retry"),
+    "three_ds_failure": ("notify_oncall", "relax_3ds"),
+    "fraud_rule_misfire": ("rollback_config", "adjust_fraud_rule", "notify_oncall"),
+    "checkout_integration_break": ("rollback_config", "notify_oncall"),
+    "benign_shift": ("no_action", "notify_oncall"),
+    "none": ("no_action",),
+}
+# Score of a playbook position; gaps are wider than a typical simulated improvement so
+# the playbook order holds unless the simulator or the learning store disagree strongly.
+PLAYBOOK_PRIOR = (1.0, 0.7, 0.5, 0.3)
+# A change counts as a suspect when it went live this long before the current window.
+CHANGE_LOOKBACK = timedelta(hours=3)
+SHIFT_PERCENT = 50.0
+FAILOVER_TTL_MIN = 60
+RELAX_TTL_MIN = 60
+# A route needs this many current attempts on the segment before we trust its rate.
+ROUTE_MIN_ATTEMPTS = 30
+
+Snapshotter = Callable[[Segment], SegmentSnapshot]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The evidence features classification reads, from the primary root cause."""
+
+    metric: str
+    dims: frozenset[str]
+    segment: Segment
+    drop: float  # success-rate drop, fraction
+    error_rise: float
+    technical: float  # share of the moved failure mass per code family
+    fraud: float
+    authentication: float
+    insufficient_funds: float
+    three_ds_failure_rise: float
+    latency_ratio_p95: float
+    latency_ratio_p99: float
+    moved_codes: tuple[str, ...]
+    suspect_changes: tuple[RecentChange, ...] = field(default=())
+
+
+@dataclass
+class Reasoning:
+    """What the deterministic reasoner concluded."""
+
+    hypotheses: list[IncidentHypothesis]
+    incident_kind: IncidentKind
+    candidates: list[RemedyCandidate]
+    decision: Decision
+
+
+def _overlaps(a: Segment, b: Segment) -> bool:
+    return all(b[k] == v for k, v in a.items() if k in b)
+
+
+def suspect_changes(
+    obs: Observation, context: ScenarioContext, segment: Segment
+) -> list[RecentChange]:
+    """Recent changes on (or around) `segment` that went live shortly before the anomaly."""
+    start = obs.current.start
+    return [
+        c
+        for c in context.recent_changes
+        if start - CHANGE_LOOKBACK <= c.ts <= obs.current.end and _overlaps(c.target, segment)
+    ]
+
+
+def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
+    """Features of the primary root cause, or None when nothing was localized."""
+    if not obs.root_causes or not obs.evidence:
+        return None
+    rc, ev = obs.root_causes[0], obs.evidence[0]
+    b, c = ev.baseline, ev.current
+    moved = {s.code: s.current_share - s.baseline_share for s in ev.code_shifts}
+    total = sum(v for v in moved.values() if v > 0)
+    error_rise = max(c.error_rate - b.error_rate, 0.0)
+
+    def mass(codes: frozenset[str] | set[str]) -> float:
+        return sum(v for k, v in moved.items() if k in codes and v > 0)
+
+    # Errors without a code still say "technical"; count them with the technical family.
+    technical = mass(TECHNICAL_CODES | {"(none)"})
+    denominator = max(total, error_rise, 1e-9)
+    return Signature(
+        metric=rc.metric,
+        dims=frozenset(rc.segment),
+        segment=rc.segment,
+        drop=b.success_rate - c.success_rate,
+        error_rise=error_rise,
+        technical=min(1.0, max(technical, error_rise) / denominator),
+        fraud=mass(FRAUD_CODES) / denominator,
+        authentication=mass(AUTHENTICATION_CODES) / denominator,
+        insufficient_funds=mass({INSUFFICIENT_FUNDS}) / denominator,
+        three_ds_failure_rise=c.three_ds_failure_rate - b.three_ds_failure_rate,
+        latency_ratio_p95=c.latency_p95 / b.latency_p95 if b.latency_p95 > 0 else 1.0,
+        latency_ratio_p99=c.latency_p99 / b.latency_p99 if b.latency_p99 > 0 else 1.0,
+        moved_codes=tuple(s.code for s in ev.code_shifts),
+        suspect_changes=tuple(suspect_changes(obs, context, rc.segment)),
+    )
+
+
+def _by_dimension(sig: Signature) -> tuple[IncidentKind, float]:
+    """The kind a technical failure pattern points to, by where it sits."""
+    if "processor" in sig.dims:
+        if sig.latency_ratio_p99 >= 3.0 and sig.drop < 0.15:
+            return "latency_spike", 0.75
+        if len(sig.dims) == 1:
+            return "processor_outage", 0.9 if sig.error_rise >= 0.5 * sig.drop else 0.8
+        return "processor_degradation", 0.85
+    if "issuer_country" in sig.dims:
+        return "issuer_outage", 0.85
+    if "card_network" in sig.dims:
+        return "network_incident", 0.85
+    return "network_incident", 0.55
+
+
+def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothesis]:
+    """Ranked hypotheses about the incident kind, each with a confidence and its evidence."""
+    if not obs.anomalous:
+        return [
+            IncidentHypothesis(
+                incident_kind="none", confidence=0.9, evidence=["no segment changed significantly"]
+            )
+        ]
+    sig = signature(obs, context)
+    if sig is None:
+        return [
+            IncidentHypothesis(
+                incident_kind="none",
+                confidence=0.5,
+                evidence=["anomalies flagged but none localized"],
+            )
+        ]
+    where = format_segment(sig.segment)
+    facts = [
+        f"root cause {where} ({sig.metric})",
+        f"success rate drop {sig.drop * 100:.1f} pp, error rate +{sig.error_rise * 100:.1f} pp",
+        f"moved codes: {', '.join(sig.moved_codes) or 'none'}",
+        f"latency p95 x{sig.latency_ratio_p95:.2f}, p99 x{sig.latency_ratio_p99:.2f}",
+    ]
+    if sig.suspect_changes:
+        facts.append(
+            "recent change: "
+            + ", ".join(f"{c.kind} {c.version or ''}".strip() for c in sig.suspect_changes)
+        )
+    scored: list[tuple[IncidentKind, float]] = []
+    if sig.metric == "volume":
+        conf = 0.9 if sig.suspect_changes else 0.85
+        scored.append(("checkout_integration_break", conf))
+    elif sig.metric == "latency_p95":
+        scored.append(("latency_spike", 0.85 if "processor" in sig.dims else 0.7))
+        scored.append(_by_dimension(sig))
+    else:
+        if sig.fraud >= 0.5:
+            merchant = "merchant_id" in sig.dims
+            conf = 0.9 if merchant and sig.suspect_changes else 0.85 if merchant else 0.7
+            scored.append(("fraud_rule_misfire", conf))
+        if sig.authentication >= 0.4 or sig.three_ds_failure_rise >= 0.1:
+            scored.append(("three_ds_failure", 0.85))
+        if sig.insufficient_funds >= 0.5:
+            scored.append(("benign_shift", 0.85))
+        if sig.technical >= 0.4:
+            scored.append(_by_dimension(sig))
+        if not scored:
+            kind, conf = _by_dimension(sig)
+            scored.append((kind, min(conf, 0.6)))
+    best: dict[IncidentKind, float] = {}
+    for kind, conf in scored:
+        best[kind] = max(conf, best.get(kind, 0.0))
+    ranked = sorted(best.items(), key=lambda kv: -kv[1])
+    # A close runner-up means the evidence is mixed: lower the leader's confidence.
+    if len(ranked) > 1:
+        lead_kind, lead_conf = ranked[0]
+        ranked[0] = (lead_kind, round(max(0.5, lead_conf - 0.5 * ranked[1][1] + 0.3), 4))
+    return [IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts) for k, c in ranked]
+
+
+def _severity(obs: Observation) -> Severity:
+    severities = {a.severity for a in obs.anomalies}
+    for level in ("critical", "warning"):
+        if level in severities:
+            return level
+    return "info"
+
+
+def _best_route(snap: SegmentSnapshot, source: str, context: ScenarioContext) -> str | None:
+    """The healthy processor with the best current success rate on the segment."""
+
+    def healthy(name: str) -> bool:
+        info = context.processors.get(name)
+        return info is None or info.healthy
+
+    options = [
+        r
+        for name, r in snap.routes.items()
+        if name != source and r.attempts >= ROUTE_MIN_ATTEMPTS and healthy(name)
+    ]
+    if not options:
+        return None
+    return max(options, key=lambda r: (r.success_rate, r.attempts, r.processor)).processor
+
+
+def _candidate_decisions(
+    kind: IncidentKind,
+    obs: Observation,
+    context: ScenarioContext,
+    snapshots: Snapshotter,
+    limits: GuardLimits,
+) -> list[Decision]:
+    """Well-formed decisions for each playbook action that applies to this incident."""
+    segment = obs.root_cause[0] if obs.root_cause else {}
+    ev: SegmentEvidence | None = obs.evidence[0] if obs.evidence else None
+    out: list[Decision] = []
+    where = format_segment(segment)
+    for action in PLAYBOOK[kind]:
+        if action == "no_action":
+            reason = "no anomaly" if kind == "none" else f"{kind} at {where}: no remedy applies"
+            out.append(Decision(action="no_action", params={"reason": reason}, confidence=0.5))
+        elif action == "notify_oncall":
+            summary = f"{kind} at {where}"
+            out.append(
+                Decision(
+                    action="notify_oncall",
+                    confidence=0.5,
+                    params={"severity": _severity(obs), "summary": summary},
+                )
+            )
+        elif action in ("shift_traffic", "failover_processor") and "processor" in segment:
+            source = segment["processor"]
+            target = _best_route(snapshots(segment), source, context)
+            if target is None:
+                continue
+            params: dict[str, object] = {
+                "segment": segment,
+                "from_processor": source,
+                "to_processor": target,
+            }
+            if action == "shift_traffic":
+                params["percent"] = min(SHIFT_PERCENT, limits.max_shift_step_pp)
+            else:
+                params["ttl_minutes"] = FAILOVER_TTL_MIN
+            out.append(Decision(action=action, params=params, confidence=0.5))
+        elif action == "enable_retry":
+            moved = [s.code for s in ev.code_shifts] if ev else []
+            codes = sorted(c for c in moved if c in TECHNICAL_CODES and not never_retry(c))
+            if not codes:
+                continue
+            backup = None
+            if "processor" in segment:
+                backup = _best_route(snapshots(segment), segment["processor"], context)
+            retry: dict[str, object] = {
+                "segment": segment,
+                "decline_codes": codes,
+                "max_attempts": 2,
+            }
+            if backup:
+                retry["backup_processor"] = backup
+            out.append(Decision(action="enable_retry", params=retry, confidence=0.5))
+        elif action == "rollback_config":
+            for change in suspect_changes(obs, context, segment):
+                out.append(
+                    Decision(
+                        action="rollback_config",
+                        confidence=0.5,
+                        params={"change": change.model_dump(mode="json")},
+                    )
+                )
+        elif action == "adjust_fraud_rule" and "merchant_id" in segment:
+            rule = next(
+                (
+                    c.version or c.kind
+                    for c in suspect_changes(obs, context, segment)
+                    if "fraud" in c.kind
+                ),
+                "unknown",
+            )
+            out.append(
+                Decision(
+                    action="adjust_fraud_rule",
+                    confidence=0.5,
+                    params={"merchant_id": segment["merchant_id"], "rule": rule, "mode": "shadow"},
+                )
+            )
+        elif action == "relax_3ds" and segment:
+            out.append(
+                Decision(
+                    action="relax_3ds",
+                    confidence=0.5,
+                    params={"segment": segment, "ttl_minutes": RELAX_TTL_MIN},
+                )
+            )
+    return out
+
+
+def _rationale(kind: IncidentKind, obs: Observation, decision: Decision, improvement: float) -> str:
+    ev = obs.evidence[0] if obs.evidence else None
+    if kind == "none" or ev is None:
+        return "No segment's success rate, volume or latency changed significantly; nothing to do."
+    b, c = ev.baseline, ev.current
+    codes = ", ".join(
+        f"{s.code} +{(s.current_share - s.baseline_share) * 100:.1f}pp" for s in ev.code_shifts[:3]
+    )
+    parts = [
+        f"{kind} at {format_segment(ev.segment)}: success rate {b.success_rate:.1%} -> "
+        f"{c.success_rate:.1%}, p95 latency {b.latency_p95:.0f} -> {c.latency_p95:.0f} ms",
+    ]
+    if codes:
+        parts.append(f"codes that moved: {codes}")
+    if decision.action in ("shift_traffic", "failover_processor"):
+        parts.append(f"{decision.params['to_processor']} is the best healthy route on this segment")
+    parts.append(f"{decision.action} simulated at {improvement * 100:+.1f} pp")
+    return "; ".join(parts) + "."
+
+
+def reason(
+    obs: Observation,
+    context: ScenarioContext,
+    snapshots: Snapshotter,
+    learning: LearningContext,
+    limits: GuardLimits,
+    seed: int,
+) -> Reasoning:
+    """Classify, rank candidate remedies by playbook, simulation and history, and decide."""
+    hypotheses = classify(obs, context)
+    kind = hypotheses[0].incident_kind
+    confidence = hypotheses[0].confidence
+    anomaly_start = obs.current.start
+    evidence_attempts = obs.evidence[0].current.attempts if obs.evidence else 0
+    ranked: list[tuple[float, int, RemedyCandidate]] = []
+    for position, decision in enumerate(
+        _candidate_decisions(kind, obs, context, snapshots, limits)
+    ):
+        decision = decision.model_copy(update={"confidence": confidence})
+        snap = snapshots(decision.target_segment())
+        outcome = simulate(decision, snap, context, seed)
+        verdict = evaluate(
+            GuardInput(
+                decision=decision,
+                snapshot=snap,
+                evidence_attempts=evidence_attempts,
+                context=context,
+                now=obs.current.end,
+                anomaly_start=anomaly_start,
+            ),
+            limits,
+        )
+        if (
+            verdict.status == "blocked"
+            and verdict.violations
+            and any(v.rule != "min_confidence" for v in verdict.violations)
+        ):
+            continue  # guard would refuse it whatever the confidence: not a candidate
+        rank = PLAYBOOK[kind].index(decision.action)
+        prior = PLAYBOOK_PRIOR[min(rank, len(PLAYBOOK_PRIOR) - 1)]
+        score = prior + outcome.improvement + learning.adjustment(kind, decision.action)
+        candidate = RemedyCandidate(
+            decision=decision, estimated_improvement=outcome.improvement, score=round(score, 6)
+        )
+        ranked.append((-score, position, candidate))
+    ranked.sort(key=lambda t: (t[0], t[1]))
+    candidates = [c for _, _, c in ranked]
+    if candidates:
+        top = candidates[0]
+        chosen = top.decision.model_copy(
+            update={
+                "rationale": _rationale(kind, obs, top.decision, top.estimated_improvement),
+                "reasoner": "deterministic",
+            }
+        )
+    else:
+        summary = f"{kind}: no remedy passes policy; paging on-call"
+        chosen = Decision(
+            action="notify_oncall",
+            confidence=confidence,
+            params={"severity": _severity(obs), "summary": summary},
+            rationale=summary,
+        )
+    return Reasoning(hypotheses, kind, candidates, chosen)
+
+
+def evidence_for_model(
+    scenario_id: str, obs: Observation, context: ScenarioContext, reasoning: Reasoning
+) -> ReasoningEvidence:
+    """What the model is shown: the classification, the top anomalies and the candidates."""
+    return ReasoningEvidence(
+        scenario_id=scenario_id,
+        incident_kind=reasoning.incident_kind,
+        hypotheses=reasoning.hypotheses,
+        root_cause=obs.root_cause,
+        anomalies=obs.anomalies[:5],
+        candidates=reasoning.candidates,
+        processors=context.processors,
+        recent_changes=context.recent_changes,
+    )
