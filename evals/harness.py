@@ -36,8 +36,8 @@ def run_scenario(
     Imported on first call so evals stays importable without the graph, and so a worker
     process pays the import once, on its first scenario.
     """
-    # agent.runner is being written alongside; resolved by name until it lands.
-    run_graph: Runner = importlib.import_module("agent.runner").run_scenario
+    from agent.runner import run_scenario as run_graph
+
     return run_graph(path, model=model, seed=seed, state_dir=state_dir)
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tools.guardrails.limits import GuardConfig
+
 
 class ObserveConfig(BaseModel):
     """Thresholds of detection and root-cause localization."""
@@ -42,6 +44,7 @@ class PayopsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
 
 class ConfigError(Exception):

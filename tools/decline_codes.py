@@ -29,6 +29,8 @@ AUTHENTICATION_CODES: frozenset[str] = frozenset(
     {"1A", "authentication_failed", "3ds_failed", "3ds_authentication_failed"}
 )
 INSUFFICIENT_FUNDS = "51"
+# The issuer asks for cardholder authentication: a 3DS step-up can turn it into an approval.
+AUTHENTICATION_REQUIRED = "1A"
 
 
 def code_class(code: str) -> CodeClass:

@@ -1,0 +1,86 @@
+"""The registry of guard rules and the verdict they add up to.
+
+Adding a rule: write `def my_rule(inp: GuardInput, limits: GuardLimits) -> list[Finding]`
+in the file of its concern and add one line to `RULES`.
+"""
+
+from __future__ import annotations
+
+from tools.contract import DEFAULT_RISK, RISK_ORDER, RiskLevel, Violation
+from tools.guardrails import authentication, changes, evidence, pacing, params, retry, routing
+from tools.guardrails.base import Escalation, GuardInput, GuardVerdict, Rule
+from tools.guardrails.limits import GuardLimits
+
+RULES: tuple[Rule, ...] = (
+    # evidence
+    evidence.min_confidence,
+    evidence.min_evidence,
+    # parameter bounds
+    params.shift_step_limit,
+    params.shift_keep_exploration,
+    params.ttl_limit,
+    params.retry_max_attempts,
+    # moving traffic
+    routing.distinct_processors,
+    routing.processor_serves_segment,
+    routing.target_healthy,
+    routing.target_route_evidence,
+    routing.target_not_worse,
+    routing.last_healthy_route,
+    # retries
+    retry.retry_never_codes,
+    retry.retry_no_cross_processor_51,
+    retry.retry_after_failed_3ds,
+    # 3-D Secure
+    authentication.relax_3ds_sca,
+    authentication.force_3ds_needs_1a,
+    # rollbacks and fraud rules
+    changes.rollback_known_change,
+    changes.rollback_precedes_anomaly,
+    changes.fraud_rule_rollback_needs_human,
+    changes.fraud_rule_shadow_first,
+    # pacing
+    pacing.kill_switch,
+    pacing.segment_cooldown,
+    pacing.notify_dedup,
+    pacing.hourly_action_rate,
+    pacing.affected_volume_cap,
+)
+
+
+def evaluate(inp: GuardInput, limits: GuardLimits) -> GuardVerdict:
+    """Run every rule on the decision and decide: approved, needs_approval or blocked.
+
+    Any violation blocks. Otherwise a decision whose risk (after escalations) is high, or
+    that any rule escalates, needs a human. `no_action` is always approved.
+    """
+    decision = inp.decision
+    if decision.action == "no_action":
+        return GuardVerdict(status="approved", risk=decision.risk)
+
+    violations: list[Violation] = []
+    escalations: list[Escalation] = []
+    for rule in RULES:
+        for finding in rule(inp, limits):
+            if isinstance(finding, Escalation):
+                escalations.append(finding)
+            else:
+                violations.append(finding)
+
+    risk: RiskLevel = max(
+        [decision.risk, *(e.risk for e in escalations)], key=RISK_ORDER.__getitem__
+    )
+    reasons = [f"{e.rule}: {e.reason}" for e in escalations]
+    if RISK_ORDER[risk] >= RISK_ORDER["high"] and not escalations:
+        why = "high-risk action" if DEFAULT_RISK[decision.action] == "high" else "risk is high"
+        reasons.append(f"{decision.action}: {why}; a human approves it")
+
+    if violations:
+        status = "blocked"
+    elif reasons:
+        status = "needs_approval"
+    else:
+        status = "approved"
+    return GuardVerdict(
+        status=status, violations=violations, risk=risk, reasons_for_approval=reasons
+    )
