@@ -204,6 +204,7 @@ class GenerateOptions(BaseModel):
     segment, and `expected.best_route` then names the right target. `second_kind` adds a
     simultaneous incident on another segment. `extra_dimensions` adds string columns,
     each with its values in decreasing order of volume, and names them in `dimensions`.
+    `note` goes before the generated description (e.g. which hard case it is).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -214,6 +215,7 @@ class GenerateOptions(BaseModel):
     file_format: FileFormat = "csv.gz"
     scenario_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str | None = None
+    note: str | None = None
     start: datetime | None = None
     root_cause: dict[str, str] | None = None
     root_dims: tuple[str, ...] | None = None
@@ -1102,10 +1104,16 @@ class _Effect:
         return self.drop / se
 
     @property
-    def lost_approvals(self) -> float:
-        """Approvals the current window lost to the incident (volume and rate together)."""
-        expected = self.per_min_base * (self.n_cur / max(self.per_min_cur, 1e-9))
-        return max(0.0, expected * self.rate_base - self.n_cur * self.rate_cur)
+    def expected_cur(self) -> float:
+        """Attempts the current window would hold at the baseline pace."""
+        return self.per_min_base * (self.n_cur / max(self.per_min_cur, 1e-9))
+
+    def lost_approvals(self, kind: str) -> float:
+        """Approvals the current window lost: to missing attempts for a checkout break, to
+        the rate drop otherwise (volume noise is not an incident's doing)."""
+        if kind == "checkout_integration_break":
+            return max(0.0, (self.expected_cur - self.n_cur) * self.rate_base)
+        return max(0.0, self.n_cur * self.drop)
 
 
 def _measure(
@@ -1152,7 +1160,7 @@ def _is_real(kind: str, eff: _Effect) -> bool:
         )
         return slower or rate_drop
     if kind == "checkout_integration_break":
-        expected = eff.per_min_base * (eff.n_cur / max(eff.per_min_cur, 1e-9))
+        expected = eff.expected_cur
         if expected < cfg.min_sample:
             return False
         gone = 1 - eff.n_cur / expected
@@ -1257,7 +1265,7 @@ def generate_scenario(
             if _is_real(inc.kind, eff):
                 real.append((inc, eff))
         # The larger incident (by approvals lost) names the kind and comes first.
-        real.sort(key=lambda r: -r[1].lost_approvals)
+        real.sort(key=lambda r: -r[1].lost_approvals(r[0].kind))
         first = real[0][0] if real else None
         if best_route is None and first and first.kind in _ROUTING_KINDS:
             best_route = _best_route(conn, first.segment) if "processor" in first.segment else None
@@ -1379,6 +1387,8 @@ def _scenario_spec(
     if incidents and incidents[0].kind in _ROUTING_KINDS and best_route is not None:
         expected["best_route"] = best_route
     description = opts.description or _describe(kind, injected, real)
+    if opts.note:
+        description = f"{opts.note} {description}"
     return ScenarioSpec.model_validate(
         {
             "format_version": 1,

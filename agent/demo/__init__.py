@@ -1,0 +1,1 @@
+"""The bundled demo scenario (`payops run` with no data) and its builder."""
