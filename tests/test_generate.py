@@ -387,3 +387,10 @@ def test_scenario_json_is_plain_contract_json(every_kind: dict[str, Path]) -> No
     assert set(raw["context"]) == {"processors", "recent_actions", "recent_changes"}
     for info in raw["context"]["processors"].values():
         assert 25 <= info["fee_bps"] <= 60 and info["healthy"] is True
+
+
+def test_generate_all_applies_options_but_names_each_kind(tmp_path: Path) -> None:
+    opts = GenerateOptions(file_format="parquet", scenario_id="ignored")
+    paths = generate_all(tmp_path, 5, 400, options=opts)
+    assert [p.name for p in paths] == [f"{kind}-s5" for kind in INCIDENT_KINDS]
+    assert all(_data_file(p).name == "transactions.parquet" for p in paths)

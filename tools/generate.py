@@ -1280,9 +1280,16 @@ def generate_scenario(
     return folder
 
 
-def generate_all(out_dir: Path, seed: int, rows: int) -> list[Path]:
-    """One scenario of every incident kind (including `none`), all from one seed."""
-    return [generate_scenario(out_dir, kind, seed, rows) for kind in INCIDENT_KINDS]
+def generate_all(
+    out_dir: Path, seed: int, rows: int, *, options: GenerateOptions | None = None
+) -> list[Path]:
+    """One scenario of every incident kind (including `none`), all from one seed.
+
+    `options` apply to every scenario (e.g. the file format), except the scenario id:
+    each folder is named `<kind>-s<seed>`.
+    """
+    opts = (options or GenerateOptions()).model_copy(update={"scenario_id": None})
+    return [generate_scenario(out_dir, kind, seed, rows, options=opts) for kind in INCIDENT_KINDS]
 
 
 def _recent_changes(
