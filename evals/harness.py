@@ -11,6 +11,7 @@ import importlib
 import multiprocessing
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -190,13 +191,14 @@ def evaluate(
 def write_text_atomic(out: Path, text: str) -> None:
     """Write a file whole: a reader never sees it half written."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    # open(mode="x") rather than mkstemp: the file gets the user's umask, not 0600.
+    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+        with tmp.open("x", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.replace(tmp, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -174,6 +174,9 @@ def test_records_round_trip_through_jsonl(library: Path, tmp_path: Path) -> None
     assert json.loads(lines[4])["scenario_id"] == "no-expected"
     assert load_records(out) == records
     assert [p.name for p in out.parent.iterdir()] == ["run.jsonl"]  # no temp file left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable like any output file
 
 
 def test_load_records_names_file_and_line_of_a_bad_line(tmp_path: Path) -> None:
