@@ -74,7 +74,8 @@ _MIN_SEVERITY: dict[str, float] = {
 
 # Where the seed's draw of the plain case fell short of its planned incident.
 _PLAIN_OVERRIDES: dict[tuple[str, int], dict[str, object]] = {
-    ("benign_shift", 15_000): {"root_size": "large"},
+    ("benign_shift", 10_000): {"root_size": "large"},
+    ("three_ds_failure", 10_000): {"root_size": "large"},
 }
 
 _CHANNELS = ["веб", "приложение", "колл-центр"]
@@ -148,7 +149,7 @@ def _hard_cases() -> list[Case]:
              "processor_degradation", {"second_kind": "latency_spike", "severity": 0.9,
                                        "note": two}, roots=2),
         # Small segments: a real incident on ~2-3% of traffic, with enough volume to see.
-        Case("hard-small-degradation-s310", "processor_degradation", 310, 40_000,
+        Case("hard-small-degradation-s313", "processor_degradation", 313, 40_000,
              "processor_degradation", {"root_size": "small", "severity": 0.9, "note": small}),
         Case("hard-small-fraud-s311", "fraud_rule_misfire", 311, 40_000, "fraud_rule_misfire",
              {"root_size": "small", "note": small}),
@@ -179,7 +180,7 @@ def _hard_cases() -> list[Case]:
         # The obvious fallback is worse: expected.best_route names the right target.
         Case("hard-trap-outage-s350", "processor_outage", 350, 20_000, "processor_outage",
              {"trap_fallback": True, "note": trap}),
-        Case("hard-trap-degradation-s351", "processor_degradation", 351, 20_000,
+        Case("hard-trap-degradation-s353", "processor_degradation", 353, 20_000,
              "processor_degradation", {"trap_fallback": True, "severity": 0.9, "note": trap}),
         # Windows of minutes.
         Case("hard-short-outage-s360", "processor_outage", 360, 8_000, "processor_outage",

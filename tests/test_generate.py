@@ -394,3 +394,22 @@ def test_generate_all_applies_options_but_names_each_kind(tmp_path: Path) -> Non
     paths = generate_all(tmp_path, 5, 400, options=opts)
     assert [p.name for p in paths] == [f"{kind}-s5" for kind in INCIDENT_KINDS]
     assert all(_data_file(p).name == "transactions.parquet" for p in paths)
+
+
+def test_quiet_traffic_keeps_its_mix_across_windows(tmp_path: Path) -> None:
+    # Every draw of a row must be independent of its time: a correlated pair of hash
+    # streams once made amex attempts thin out in the current window of quiet data.
+    conn = _table(generate_scenario(tmp_path, "none", 174, 60_000))
+    for dim in ("card_network", "processor", "issuer_country", "payment_method", "three_ds"):
+        rows = conn.execute(
+            f"SELECT {ident(dim)}, count(*) FILTER (NOT cur), count(*) FILTER (cur) FROM t"
+            " GROUP BY 1"
+        ).fetchall()
+        n_base = sum(r[1] for r in rows)
+        n_cur = sum(r[2] for r in rows)
+        for value, base, cur in rows:
+            share = base / n_base
+            if share < 0.03:
+                continue
+            se = (share * (1 - share) / n_cur) ** 0.5
+            assert abs(cur / n_cur - share) < 4.5 * se, (dim, value, share, cur / n_cur)
