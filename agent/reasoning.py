@@ -146,13 +146,19 @@ def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
 
 
 def _by_dimension(sig: Signature) -> tuple[IncidentKind, float]:
-    """The kind a technical failure pattern points to, by where it sits."""
+    """The kind a technical failure pattern points to, by where it sits and how it fails.
+
+    On a processor: failures that are mostly gateway errors (timeouts, 5xx) are an outage,
+    issuer-style 91/96 declines a degradation; the root cause's width only sharpens the
+    confidence (an outage usually spans the processor, a degradation one slice of it).
+    """
     if "processor" in sig.dims:
         if sig.latency_ratio_p99 >= 3.0 and sig.drop < 0.15:
             return "latency_spike", 0.75
-        if len(sig.dims) == 1:
-            return "processor_outage", 0.9 if sig.error_rise >= 0.5 * sig.drop else 0.8
-        return "processor_degradation", 0.85
+        errors_lead = sig.error_rise >= 0.6 * sig.drop
+        if errors_lead:
+            return "processor_outage", 0.9 if len(sig.dims) == 1 else 0.8
+        return "processor_degradation", 0.85 if len(sig.dims) > 1 else 0.75
     if "issuer_country" in sig.dims:
         return "issuer_outage", 0.85
     if "card_network" in sig.dims:

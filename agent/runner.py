@@ -19,6 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command
 
 from agent.context import CHECKPOINT_FILE, Context
@@ -55,6 +56,25 @@ def chat_model(spec: str | None) -> BaseChatModel | None:
     return load_chat_model(spec)
 
 
+def checkpoint_serde() -> JsonPlusSerializer:
+    """The checkpoint serializer, allowed to rebuild exactly the state's own models."""
+    from agent.model_reasoner import IncidentHypothesis, RemedyCandidate
+    from tools.contract import Decision, Outcome, Violation
+    from tools.guardrails import GuardVerdict
+    from tools.observe import Observation
+
+    allowed: list[type] = [
+        Observation, IncidentHypothesis, RemedyCandidate, Decision, Outcome, Violation,
+        GuardVerdict, Approval, AgentState,
+    ]  # fmt: skip
+    return JsonPlusSerializer(allowed_msgpack_modules=allowed)
+
+
+def memory_checkpointer() -> BaseCheckpointSaver[Any]:
+    """In-process checkpoints (eval and tests): interrupts work, nothing touches disk."""
+    return InMemorySaver(serde=checkpoint_serde())
+
+
 @contextmanager
 def sqlite_checkpointer(state_dir: Path) -> Iterator[BaseCheckpointSaver[Any]]:
     """Durable checkpoints in the state directory, so approvals survive the process."""
@@ -65,7 +85,7 @@ def sqlite_checkpointer(state_dir: Path) -> Iterator[BaseCheckpointSaver[Any]]:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=10000")
-        yield SqliteSaver(conn)
+        yield SqliteSaver(conn, serde=checkpoint_serde())
     finally:
         conn.close()
 
@@ -174,7 +194,7 @@ def run_scenario(
     if state_dir is not None:
         ctx.state_dir = state_dir
     started = time.perf_counter()
-    result = start_run(path, ctx, InMemorySaver(), seed=seed, thread_id=f"eval-{path.name}")
+    result = start_run(path, ctx, memory_checkpointer(), seed=seed, thread_id=f"eval-{path.name}")
     record = result.record
     record.latency_ms = round((time.perf_counter() - started) * 1000.0, 1)
     return record

@@ -68,6 +68,19 @@ class CountModel:
         """Whether both windows hold enough attempts to test."""
         return c.baseline_n >= min_sample and c.current_n >= min_sample
 
+    def spared_log_odds(self, c: Counts, effect: float) -> float:
+        """Log-likelihood ratio of "untouched" over "hit by a problem of size `effect`".
+
+        Positive when the counts look spared, negative when they look hit, near zero when
+        they are too few to tell.
+        """
+        if c.baseline_n <= 0 or c.current_n <= 0 or effect <= 0:
+            return 0.0
+        p0 = min(max(c.baseline_x / c.baseline_n, 1e-6), 1.0 - 1e-6)
+        p1 = min(max(p0 + effect, 1e-6), 1.0 - 1e-6)
+        hits, misses = c.current_x, c.current_n - c.current_x
+        return hits * math.log(p0 / p1) + misses * math.log((1.0 - p0) / (1.0 - p1))
+
     def material(self, c: Counts, cfg: ObserveConfig) -> bool:
         """Whether the effect is big enough to matter."""
         raise NotImplementedError
@@ -155,6 +168,14 @@ class VolumeModel(CountModel):
         if sd <= 0:
             return 1.0
         return normal_sf((mean - c.current_n - 0.5) / sd)
+
+    def spared_log_odds(self, c: Counts, effect: float) -> float:
+        """Log-likelihood ratio (Poisson) of "pace kept" over "pace dropped by `effect`"."""
+        pace = self.expected(c)
+        dropped = pace * (1.0 - min(effect, 1.0 - 1e-6))
+        if pace <= 0 or effect <= 0:
+            return 0.0
+        return c.current_n * math.log(pace / dropped) - (pace - dropped)
 
     def excess(self, c: Counts) -> float:
         """Attempts missing from the current window."""

@@ -268,32 +268,45 @@ def _order(detections: list[Detection], root_keys: set[LeafKey]) -> list[Detecti
     )
 
 
+def _disjoint(a: LeafKey, b: LeafKey) -> bool:
+    """Two segments that share no traffic (they fix one dimension to different values)."""
+    fixed = dict(a)
+    return any(dim in fixed and fixed[dim] != value for dim, value in b)
+
+
 def _localize_all(
     dataset: Dataset, table: SegmentTable, result: DetectionResult, cfg: ObserveConfig
 ) -> list[RootCause]:
-    """Root causes of the failure rate and of volume; latency only when neither has any."""
+    """Root causes of every flagged metric, largest first by approvals lost.
+
+    A cause found on a later metric (volume, then latency) is kept only when it shares no
+    traffic with the causes already found: a processor outage also slows its processor
+    down, but that is one incident, not two.
+    """
 
     def remeasure(excluded: list[Segment]) -> SegmentTable:
         return rollup(
-            dataset.conn,
-            table.dimensions,
-            cfg.depth,
-            table.baseline,
-            table.current,
-            cube=CUBE,
-            exclude=excluded,
-        )
+            dataset.conn, table.dimensions, cfg.depth, table.baseline, table.current,
+            cube=CUBE, exclude=excluded,
+        )  # fmt: skip
+
+    def lost_approvals(rc: RootCause) -> float:
+        if rc.metric == "success_rate":
+            return rc.excess
+        if rc.metric == "volume":
+            return rc.excess * table.get(rc.key).baseline.success_rate
+        return 0.0  # slow attempts are not lost ones
 
     flagged = {d.metric for d in result.detections}
     causes: list[RootCause] = []
     for model in count_models(table):
         if model.name not in flagged:
             continue
-        if model.name == "latency_p95" and causes:
-            continue
         found = localize(table, model, cfg, result.cause_cutoff(model.name), remeasure)
-        known = {rc.key for rc in causes}
-        causes.extend(rc for rc in found if rc.key not in known)
+        if causes:
+            found = [rc for rc in found if all(_disjoint(rc.key, c.key) for c in causes)]
+        causes.extend(found)
+    causes.sort(key=lambda rc: -lost_approvals(rc))
     return causes[: cfg.max_root_causes]
 
 

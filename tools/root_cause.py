@@ -6,8 +6,9 @@ has counts P - S, and we can ask whether it shares S's problem.
 
 A bad segment S is a root cause when
 - it cannot be *generalized*: for every parent P (S with one dimension dropped), the rest
-  of P is clean. If the rest of P is as bad as S (or negligible), P explains at least as
-  much with fewer conditions, so S is only a slice of P ("country Y on every processor");
+  of P is spared. If the rest of P is hit as hard as S (or is too small to tell), P
+  explains as much with fewer conditions, so S is only a slice of P ("country Y on every
+  processor");
 - it cannot be *refined*: for every bad child C (S with one more dimension), the rest of
   S is not clean. If the rest of S is clean, C is the real cause ("processor X in
   country Y") and S only inherits its drop.
@@ -18,6 +19,7 @@ traffic is removed, and the segments are measured again.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,13 +28,21 @@ from tools.contract import Segment
 from tools.detection import CountModel, Counts
 from tools.metrics import LeafKey, SegmentTable
 
-# A remainder "shares the cause" when its effect is at least this fraction of the
-# segment's own effect, and it is significant at this level.
-SHARE_RATIO = 0.5
-REMAINDER_ALPHA = 0.01
-# A remainder smaller than this share of the segment's current traffic cannot tell the
-# two explanations apart; the simpler segment wins.
-NEGLIGIBLE_SHARE = 0.05
+# Whether the rest of a segment shares its problem is a likelihood ratio between two
+# hypotheses, required to reach 20:1; when the data cannot tell, the simpler segment wins.
+# - Generalizing S to its parent P asks "is the rest of P hit as hard as S?": the rest
+#   must look untouched rather than hit with S's full effect, or P is the cause.
+# - Refining S to its child C asks "is the rest of S clean?": the rest must look
+#   untouched rather than hit with half of C's effect, so a rest hit less hard than C
+#   (but hit) keeps S as the cause.
+SPARED_LOG_ODDS = math.log(20.0)
+CLEAN_RATIO = 0.5
+# A 3DS failure cannot reach traffic that never runs 3DS (wallets, bank transfers), so
+# that traffic being spared does not make a narrower segment the cause.
+THREE_DS_RISE = 0.05
+# Causes whose excess is within this fraction of the largest are treated as equal; the
+# simpler one (fewer dimensions, earlier dimension) is chosen.
+TIE_SHARE = 0.9
 # Stop looking for further causes once what is left is this small next to the first.
 RESIDUAL_SHARE = 0.10
 
@@ -79,34 +89,30 @@ class _Judge:
             and m.p_value(c) <= self.p_cutoff
         )
 
-    def negligible(self, rest: Counts, whole: Counts) -> bool:
-        return rest.current_n + rest.baseline_n * self.table.duration_ratio <= NEGLIGIBLE_SHARE * (
-            whole.current_n + whole.baseline_n * self.table.duration_ratio
-        )
-
-    def shares_cause(self, rest: Counts, reference_effect: float) -> bool:
-        m = self.model
-        return (
-            m.effect(rest) >= SHARE_RATIO * reference_effect and m.p_value(rest) <= REMAINDER_ALPHA
-        )
+    def spared(self, rest: Counts, effect: float) -> bool:
+        return self.model.spared_log_odds(rest, effect) >= SPARED_LOG_ODDS
 
     def generalizable(self, key: LeafKey, c: Counts) -> bool:
         effect = self.model.effect(c)
-        for parent in _parents(key):
-            pc = self.counts(parent)
-            rest = pc.minus(c)
-            if self.negligible(rest, pc) or self.shares_cause(rest, effect):
-                return True
-        return False
+        return any(not self.spared(self.counts(p).minus(c), effect) for p in _parents(key))
 
-    def refinable(self, c: Counts, bad_children: list[tuple[LeafKey, Counts]]) -> bool:
-        for _child, cc in bad_children:
-            rest = c.minus(cc)
-            if self.negligible(rest, c):
-                continue
-            if not self.shares_cause(rest, self.model.effect(cc)):
-                return True
-        return False
+    def exposed(self, key: LeafKey, child: LeafKey) -> bool:
+        """Whether the rest of `key` outside `child` could have shown the child's problem."""
+        whole, part = self.table.get(key), self.table.get(child)
+        rest_3ds = (whole.baseline.three_ds_attempts - part.baseline.three_ds_attempts) + (
+            whole.current.three_ds_attempts - part.current.three_ds_attempts
+        )
+        rise = part.current.three_ds_failure_rate - part.baseline.three_ds_failure_rate
+        return rest_3ds > 0 or rise < THREE_DS_RISE
+
+    def refinable(
+        self, key: LeafKey, c: Counts, bad_children: list[tuple[LeafKey, Counts]]
+    ) -> bool:
+        return any(
+            self.spared(c.minus(cc), CLEAN_RATIO * self.model.effect(cc))
+            and self.exposed(key, child)
+            for child, cc in bad_children
+        )
 
 
 def _dimension_rank(key: LeafKey, dimensions: list[str]) -> tuple[int, ...]:
@@ -127,19 +133,18 @@ def _pick(table: SegmentTable, judge: _Judge) -> tuple[LeafKey, Counts] | None:
     for key, c in bad.items():
         for parent in _parents(key):
             children.setdefault(parent, []).append((key, c))
-    not_refinable = [k for k, c in bad.items() if not judge.refinable(c, children.get(k, []))]
+    not_refinable = [k for k, c in bad.items() if not judge.refinable(k, c, children.get(k, []))]
     causes = [k for k in not_refinable if not judge.generalizable(k, bad[k])]
     pool = causes or not_refinable or list(bad)
 
-    def rank(key: LeafKey) -> tuple[float, int, tuple[int, ...]]:
-        # Most excess first; among equals, fewer dimensions, then earlier dimensions.
-        return (
-            -round(judge.model.excess(bad[key]), 6),
-            len(key),
-            _dimension_rank(key, table.dimensions),
-        )
+    top = max(judge.model.excess(bad[k]) for k in pool)
+    near = [k for k in pool if judge.model.excess(bad[k]) >= TIE_SHARE * top]
 
-    best = min(pool, key=rank)
+    def rank(key: LeafKey) -> tuple[int, tuple[int, ...], float]:
+        # Among near-equal explanations: fewer dimensions, earlier dimensions, more excess.
+        return (len(key), _dimension_rank(key, table.dimensions), -judge.model.excess(bad[key]))
+
+    best = min(near, key=rank)
     return best, bad[best]
 
 

@@ -1,0 +1,71 @@
+"""`payops eval`: run the graph over recorded scenarios, score, compare, report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from evals.harness import discover, evaluate, load_records, load_specs, write_records
+from evals.report import render_comparison, render_summary, write_report
+from evals.scoring import compare, expectations, summarize
+
+LIBRARY = Path(__file__).resolve().parent.parent / "evals" / "scenarios"
+DEFAULT_OUT = Path("eval-results.jsonl")
+
+
+class EvalError(ValueError):
+    """Bad arguments to `payops eval`."""
+
+
+def _suffixed(path: Path, label: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    return path.with_name(f"{path.stem}.{safe}{path.suffix}")
+
+
+def run_eval(
+    paths: list[Path],
+    models: list[str],
+    out_file: Path | None,
+    report: Path | None,
+    jobs: int | None,
+    seed: int,
+    compare_files: tuple[Path, Path] | None,
+    console: Console,
+) -> None:
+    """Evaluate (one model), compare two models, or compare two results files."""
+    folders = discover(paths or [LIBRARY])
+    specs = load_specs(folders)
+    expected = expectations(specs)
+    progress = sys.stderr.isatty()
+    if compare_files is not None:
+        before, after = (load_records(p) for p in compare_files)
+        console.print(render_comparison(compare(before, after, expected)))
+        return
+    if not folders:
+        raise EvalError(
+            f"no scenario folder (with scenario.json) under {', '.join(map(str, paths))}"
+        )
+    if len(models) > 2:
+        raise EvalError("give at most two --model options (two are compared)")
+    out = out_file or DEFAULT_OUT
+    if len(models) == 2:
+        runs = []
+        for label in models:
+            records = evaluate(folders, model=label, seed=seed, jobs=jobs, progress=progress)
+            write_records(records, _suffixed(out, label))
+            console.print(f"[bold]{label}[/bold]: {_suffixed(out, label)}")
+            console.print(render_summary(summarize(records, expected)))
+            runs.append(records)
+        console.print(render_comparison(compare(runs[0], runs[1], expected)))
+        return
+    model = models[0] if models else None
+    records = evaluate(folders, model=model, seed=seed, jobs=jobs, progress=progress)
+    write_records(records, out)
+    summary = summarize(records, expected)
+    console.print(render_summary(summary))
+    console.print(f"records: {out}")
+    if report is not None:
+        written = write_report(summary, records, specs, report)
+        console.print(f"report: {', '.join(str(p) for p in written)}")
