@@ -234,3 +234,242 @@ LEARNING_PRIORS_FOR_KIND = (
     _LEARNING_PRIORS
     + " AND incident_kind = :kind\nGROUP BY incident_kind, action ORDER BY incident_kind, action"
 )
+
+
+# --- transactions loader (tools/data.py) -------------------------------------------------
+# One scan of the file into LOADED_TABLE: typed columns, an error code per row (NULL when
+# the row is good) and, for bad rows only, the raw text of the columns that were cast, so
+# messages and the quarantine file show what the user wrote. The `transactions` view
+# exposes the good rows and their source `line` (rowid + offset: the table is built with
+# insertion order preserved). Paths and column lists are bound parameters.
+INTERNAL_PREFIX = "__payops"
+LOADED_TABLE = "__payops_loaded"
+_ERR = "__payops_err"
+_DUP_OF = "__payops_dup_of"
+_RAW = "__payops_raw_"
+
+SESSION_UTC = "SET TimeZone = 'UTC'"
+PRESERVE_ORDER = "SET preserve_insertion_order = true"
+
+# Every column is read as text and parsed in SQL, so a bad value becomes a row error with
+# its line instead of a reader failure. The dialect is explicit: the sniffer guesses wrong
+# on small or irregular files (it falls back to one column). Strict mode rejects ragged rows.
+# Bind $buffer_size too (data.CSV_BUFFER_BYTES).
+CSV_SCAN = (
+    "read_csv($path, columns = $columns, force_not_null = $names, auto_detect = false,"
+    " header = true, delim = ',', quote = '\"', escape = '\"', strict_mode = true,"
+    " compression = $compression, buffer_size = $buffer_size)"
+)
+JSONL_SCAN = "read_json($path, format = 'newline_delimited', columns = $columns)"
+JSONL_DESCRIBE = "DESCRIBE SELECT * FROM read_json($path, format = 'newline_delimited')"
+PARQUET_SCAN = "read_parquet($path)"
+PARQUET_DESCRIBE = "DESCRIBE SELECT * FROM read_parquet($path)"
+
+# Optional columns (CONTRACT.md section 1) and the value a file without them gets.
+OPTIONAL_DEFAULTS: dict[str, str] = {
+    "card_network": "''",
+    "issuer_country": "''",
+    "decline_code": "''",
+    "three_ds": "''",
+    "is_retry": "false",
+}
+_CAST_COLUMNS = ("ts", "amount_minor", "latency_ms", "is_retry")
+_INTEGER_TEXT = r"'\s*[+-]?[0-9]+\s*'"
+
+
+def _raw(col: str) -> str:
+    return ident(_RAW + col)
+
+
+def _shown(expr: str) -> str:
+    # A value quoted for a message, cut so a runaway field cannot flood the terminal.
+    return f"'''' || left({expr}, 80) || ''''"
+
+
+def _not_integer(col: str) -> str:
+    # TRY_CAST alone would take '1.5' (rounded), '1e3' and '0x10'. Plain digits print back
+    # as they were read, which is cheaper to check than the regex the rest need.
+    return (
+        f"CASE WHEN {col} IS NULL THEN true WHEN CAST({col} AS VARCHAR) = {_raw(col)} THEN false"
+        f" ELSE NOT regexp_full_match({_raw(col)}, {_INTEGER_TEXT}) END"
+    )
+
+
+def _empty_or(col: str, message: str) -> str:
+    return f"CASE WHEN trim({_raw(col)}) = '' THEN 'empty value (required)' ELSE {message} END"
+
+
+# Row rules, checked in this order; a row reports the first it breaks:
+# (code, column, condition on the typed row, message).
+ERR_DUPLICATE = 10
+ROW_RULES: tuple[tuple[int, str, str, str], ...] = (
+    (1, "txn_id", "txn_id = ''", "'empty txn_id'"),
+    (
+        2,
+        "ts",
+        "ts IS NULL OR NOT isfinite(ts)",
+        _empty_or(
+            "ts",
+            f"'unparseable timestamp ' || {_shown(_raw('ts'))}"
+            " || ' (expected ISO-8601, e.g. 2026-03-01T10:15:02Z)'",
+        ),
+    ),
+    (
+        3,
+        "amount_minor",
+        _not_integer("amount_minor"),
+        _empty_or("amount_minor", f"'not an integer: ' || {_shown(_raw('amount_minor'))}"),
+    ),
+    (4, "amount_minor", "amount_minor < 0", f"'negative: ' || {_shown(_raw('amount_minor'))}"),
+    (
+        5,
+        "status",
+        "status NOT IN ('approved', 'declined', 'error')",
+        f"'unknown value ' || {_shown('status')} || ' (expected approved, declined or error)'",
+    ),
+    (
+        6,
+        "latency_ms",
+        _not_integer("latency_ms"),
+        _empty_or("latency_ms", f"'not an integer: ' || {_shown(_raw('latency_ms'))}"),
+    ),
+    (7, "latency_ms", "latency_ms < 0", f"'negative: ' || {_shown(_raw('latency_ms'))}"),
+    (
+        8,
+        "three_ds",
+        "three_ds NOT IN ('', 'none', 'frictionless', 'challenge', 'failed')",
+        f"'unknown value ' || {_shown('three_ds')}"
+        " || ' (expected none, frictionless, challenge, failed or empty)'",
+    ),
+    (
+        9,
+        "is_retry",
+        "is_retry IS NULL",
+        f"'unknown value ' || {_shown(_raw('is_retry'))}"
+        " || ' (expected true/false, 1/0 or yes/no)'",
+    ),
+)
+
+
+def _error_column() -> str:
+    whens = " ".join(f"WHEN {code} THEN '{col}'" for code, col, _, _ in ROW_RULES)
+    return f"CASE {_ERR} {whens} WHEN {ERR_DUPLICATE} THEN 'txn_id' END"
+
+
+def _error_reason(line_offset: int) -> str:
+    whens = " ".join(f"WHEN {code} THEN {message}" for code, _, _, message in ROW_RULES)
+    duplicate = (
+        f"'duplicate txn_id ' || {_shown('txn_id')} || ' (first seen on line '"
+        f" || ({_DUP_OF} + {int(line_offset)}) || ')'"
+    )
+    return f"CASE {_ERR} {whens} WHEN {ERR_DUPLICATE} THEN {duplicate} END"
+
+
+def _is_retry(raw: str) -> str:
+    # Exact spellings first: the nested lower(trim()) only runs for the odd ones out.
+    return (
+        f"CASE {raw} WHEN 'false' THEN false WHEN 'true' THEN true WHEN '' THEN false"
+        f" ELSE CASE lower(trim({raw})) WHEN 'true' THEN true WHEN '1' THEN true"
+        " WHEN 'yes' THEN true WHEN 'false' THEN false WHEN '0' THEN false"
+        " WHEN 'no' THEN false WHEN '' THEN false END END"
+    )
+
+
+def _typed(col: str, present: set[str]) -> str:
+    q = ident(col)
+    if col not in present:
+        return f"{OPTIONAL_DEFAULTS[col]} AS {q}"
+    if col == "ts":
+        # A trailing Z (the contract's form) parses without time-zone arithmetic; offsets
+        # go through TIMESTAMPTZ, which the UTC session turns into UTC.
+        return (
+            "CASE WHEN ends_with(r.ts, 'Z') THEN TRY_CAST(r.ts AS TIMESTAMP)"
+            " ELSE TRY_CAST(TRY_CAST(r.ts AS TIMESTAMPTZ) AS TIMESTAMP) END AS ts"
+        )
+    if col in ("amount_minor", "latency_ms"):
+        return f"TRY_CAST(r.{q} AS BIGINT) AS {q}"
+    if col == "is_retry":
+        return f"{_is_retry('r.is_retry')} AS is_retry"
+    return f"r.{q} AS {q}"
+
+
+def load_transactions(source: str, columns: list[str], present: set[str], extras: list[str]) -> str:
+    """CREATE TABLE LOADED_TABLE from `source`, a relation of non-NULL VARCHAR columns.
+
+    `columns` are the contract's columns in table order, `present` those the file has
+    (missing optional ones get OPTIONAL_DEFAULTS) and `extras` the file's other columns.
+    """
+    typed = [_typed(c, present) for c in columns] + [f"r.{ident(c)}" for c in extras]
+    raws = [
+        f"{'r.' + ident(c) if c in present else 'NULL::VARCHAR'} AS {_raw(c)}"
+        for c in _CAST_COLUMNS
+    ]
+    checks = " ".join(f"WHEN {cond} THEN {code}" for code, _, cond, _ in ROW_RULES)
+    keep = [ident(c) for c in columns + extras]
+    # Raw text is kept for bad rows only: a mostly-NULL column costs next to nothing.
+    kept_raws = [
+        f"CASE WHEN {_ERR} IS NOT NULL THEN {_raw(c)} END AS {_raw(c)}" for c in _CAST_COLUMNS
+    ]
+    return f"""CREATE TABLE {LOADED_TABLE} AS
+SELECT {", ".join(keep)}, {_ERR}, {", ".join(kept_raws)}, NULL::BIGINT AS {_DUP_OF}
+FROM (
+    SELECT *, (CASE {checks} END)::UTINYINT AS {_ERR}
+    FROM (SELECT {", ".join(typed + raws)} FROM {source} AS r)
+)"""
+
+
+def varchar_columns(columns: list[str]) -> str:
+    """`columns` as non-NULL text ('' for NULL): how typed sources join the text path."""
+    return ", ".join(f"coalesce(CAST({ident(c)} AS VARCHAR), '') AS {ident(c)}" for c in columns)
+
+
+# Rows, bad rows and distinct id hashes: distinct hashes == rows proves the ids unique.
+LOAD_STATS = f"SELECT count(*), count({_ERR}), count(DISTINCT hash(txn_id)) FROM {LOADED_TABLE}"
+BAD_ROWS = f"SELECT count({_ERR}) FROM {LOADED_TABLE}"
+FIRST_BAD_ROWID = f"SELECT min(rowid) FROM {LOADED_TABLE} WHERE {_ERR} IS NOT NULL"
+# Marks every later occurrence of a txn_id (the first stays good). Bind $before: rows from
+# there on are left alone (strict mode only needs those ahead of the first bad row).
+MARK_DUPLICATES = f"""UPDATE {LOADED_TABLE} AS t
+SET {_ERR} = {ERR_DUPLICATE}, {_DUP_OF} = d.first_row
+FROM (
+    SELECT txn_id, min(rowid) AS first_row FROM {LOADED_TABLE}
+    WHERE txn_id <> '' AND rowid < $before GROUP BY txn_id HAVING count(*) > 1
+) AS d
+WHERE t.txn_id = d.txn_id AND t.rowid > d.first_row AND t.{_ERR} IS NULL AND t.rowid < $before"""
+
+
+def first_error(line_offset: int) -> str:
+    """(line, column, reason) of the first bad row in file order."""
+    return f"""SELECT rowid + {int(line_offset)}, {_error_column()}, {_error_reason(line_offset)}
+FROM {LOADED_TABLE} WHERE {_ERR} IS NOT NULL ORDER BY rowid LIMIT 1"""
+
+
+def transactions_view(name: str, columns: list[str], line_offset: int, *, good_only: bool) -> str:
+    """The public view: the loaded columns plus `line`, without the bad rows."""
+    where = f" WHERE {_ERR} IS NULL" if good_only else ""
+    cols = ", ".join(ident(c) for c in columns)
+    return (
+        f"CREATE VIEW {ident(name)} AS SELECT {cols}, rowid + {int(line_offset)} AS line"
+        f" FROM {LOADED_TABLE}{where}"
+    )
+
+
+def _original(col: str) -> str:
+    # A bad row kept the text of its cast columns; a duplicate (good otherwise) did not,
+    # and shows its parsed value in the contract's spelling.
+    q = ident(col)
+    if col == "ts":
+        return f"coalesce({_raw(col)}, replace(CAST(ts AS VARCHAR), ' ', 'T') || 'Z') AS ts"
+    if col in _CAST_COLUMNS:
+        return f"coalesce({_raw(col)}, CAST({q} AS VARCHAR)) AS {q}"
+    return q
+
+
+def quarantine_copy(file_columns: list[str], line_offset: int) -> str:
+    """COPY the bad rows as the file had them, plus `line` and `reason`, to $path."""
+    cols = ", ".join(_original(c) for c in file_columns)
+    return f"""COPY (
+    SELECT {cols}, rowid + {int(line_offset)} AS line,
+           'column ' || {_error_column()} || ': ' || {_error_reason(line_offset)} AS reason
+    FROM {LOADED_TABLE} WHERE {_ERR} IS NOT NULL ORDER BY rowid
+) TO $path (FORMAT csv, HEADER)"""
