@@ -268,10 +268,23 @@ def _order(detections: list[Detection], root_keys: set[LeafKey]) -> list[Detecti
     )
 
 
+# What one slow attempt weighs against one lost approval when ranking incidents: a slow
+# checkout hurts, but far less than a declined one.
+SLOW_ATTEMPT_WEIGHT = 0.1
+# An overlapping cause on another metric counts as a separate incident only when it is at
+# least this large next to the cause it overlaps; smaller ones are that incident's echo.
+SEPARATE_INCIDENT_SHARE = 0.25
+
+
 def _disjoint(a: LeafKey, b: LeafKey) -> bool:
     """Two segments that share no traffic (they fix one dimension to different values)."""
     fixed = dict(a)
     return any(dim in fixed and fixed[dim] != value for dim, value in b)
+
+
+def _nested(a: LeafKey, b: LeafKey) -> bool:
+    """One segment contains the other."""
+    return set(a) <= set(b) or set(b) <= set(a)
 
 
 def _localize_all(
@@ -279,9 +292,11 @@ def _localize_all(
 ) -> list[RootCause]:
     """Root causes of every flagged metric, largest first by approvals lost.
 
-    A cause found on a later metric (volume, then latency) is kept only when it shares no
-    traffic with the causes already found: a processor outage also slows its processor
-    down, but that is one incident, not two.
+    Each metric's localization already separates simultaneous incidents of that metric.
+    Across metrics, the same incident shows up twice (an outage also slows its processor
+    down; a slow route also fails a little more), so a cause on another metric is kept
+    only when it is disjoint from the larger causes, or overlaps them without nesting
+    and is large enough to be an incident of its own.
     """
 
     def remeasure(excluded: list[Segment]) -> SegmentTable:
@@ -290,23 +305,30 @@ def _localize_all(
             cube=CUBE, exclude=excluded,
         )  # fmt: skip
 
-    def lost_approvals(rc: RootCause) -> float:
+    def weight(rc: RootCause) -> float:
         if rc.metric == "success_rate":
             return rc.excess
         if rc.metric == "volume":
             return rc.excess * table.get(rc.key).baseline.success_rate
-        return 0.0  # slow attempts are not lost ones
+        return rc.excess * SLOW_ATTEMPT_WEIGHT
+
+    def separate(rc: RootCause, kept: RootCause) -> bool:
+        if rc.metric == kept.metric or _disjoint(rc.key, kept.key):
+            return True
+        return not _nested(rc.key, kept.key) and weight(rc) >= SEPARATE_INCIDENT_SHARE * weight(
+            kept
+        )
 
     flagged = {d.metric for d in result.detections}
-    causes: list[RootCause] = []
+    found: list[RootCause] = []
     for model in count_models(table):
-        if model.name not in flagged:
-            continue
-        found = localize(table, model, cfg, result.cause_cutoff(model.name), remeasure)
-        if causes:
-            found = [rc for rc in found if all(_disjoint(rc.key, c.key) for c in causes)]
-        causes.extend(found)
-    causes.sort(key=lambda rc: -lost_approvals(rc))
+        if model.name in flagged:
+            found += localize(table, model, cfg, result.cause_cutoff(model.name), remeasure)
+    found.sort(key=lambda rc: -weight(rc))
+    causes: list[RootCause] = []
+    for rc in found:
+        if all(separate(rc, kept) for kept in causes):
+            causes.append(rc)
     return causes[: cfg.max_root_causes]
 
 

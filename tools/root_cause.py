@@ -40,8 +40,8 @@ CLEAN_RATIO = 0.5
 # A 3DS failure cannot reach traffic that never runs 3DS (wallets, bank transfers), so
 # that traffic being spared does not make a narrower segment the cause.
 THREE_DS_RISE = 0.05
-# Causes whose excess is within this fraction of the largest are treated as equal; the
-# simpler one (fewer dimensions, earlier dimension) is chosen.
+# Causes whose excess is within this fraction of the largest are treated as equal: a
+# narrower one inside a broader one is chosen, else the one with fewer dimensions.
 TIE_SHARE = 0.9
 # Stop looking for further causes once what is left is this small next to the first.
 RESIDUAL_SHARE = 0.10
@@ -94,7 +94,10 @@ class _Judge:
 
     def generalizable(self, key: LeafKey, c: Counts) -> bool:
         effect = self.model.effect(c)
-        return any(not self.spared(self.counts(p).minus(c), effect) for p in _parents(key))
+        return any(
+            not self.exposed(p, key) or not self.spared(self.counts(p).minus(c), effect)
+            for p in _parents(key)
+        )
 
     def exposed(self, key: LeafKey, child: LeafKey) -> bool:
         """Whether the rest of `key` outside `child` could have shown the child's problem."""
@@ -139,9 +142,11 @@ def _pick(table: SegmentTable, judge: _Judge) -> tuple[LeafKey, Counts] | None:
 
     top = max(judge.model.excess(bad[k]) for k in pool)
     near = [k for k in pool if judge.model.excess(bad[k]) >= TIE_SHARE * top]
+    # A narrower segment that explains as much as a broader one is the better answer.
+    near = [k for k in near if not any(set(k) < set(o) and judge.exposed(k, o) for o in near)]
 
     def rank(key: LeafKey) -> tuple[int, tuple[int, ...], float]:
-        # Among near-equal explanations: fewer dimensions, earlier dimensions, more excess.
+        # Then: fewer dimensions, earlier dimensions, more excess.
         return (len(key), _dimension_rank(key, table.dimensions), -judge.model.excess(bad[key]))
 
     best = min(near, key=rank)
