@@ -418,4 +418,3 @@ def _write_csv(out: IO[str], rows: Iterator[Any]) -> int:
         writer.writerow("" if v is None else v for v in row)
         written += 1
     return written
-

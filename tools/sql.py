@@ -203,9 +203,7 @@ ON CONFLICT (idempotency_key) DO NOTHING"""
 LEARNING_PRUNE = "DELETE FROM outcomes WHERE recorded_at < :cutoff"
 LEARNING_COUNT = "SELECT COUNT(*) FROM outcomes"
 LEARNING_EXPORT = (
-    "SELECT "
-    + ", ".join(ident(c) for c in LEARNING_COLUMNS)
-    + " FROM outcomes ORDER BY id"
+    "SELECT " + ", ".join(ident(c) for c in LEARNING_COLUMNS) + " FROM outcomes ORDER BY id"
 )
 # Aggregates of LEARNING_STATS_*: success is NULL unless the action was executed with a
 # measured improvement, so AVG(success) is the success rate over executed actions only.
