@@ -130,6 +130,8 @@ def test_columns_types_and_values(tmp_path: Path) -> None:
         ("t3", datetime(2026, 3, 1, 10, 3), "visa", 1250, "51", "", True, 4),
     ]
     assert ds.rows == 3 and ds.quarantined == 0 and ds.quarantine_path is None
+    # DuckDB draws a progress bar on long queries; a library must not print
+    assert ds.conn.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
     assert ds.dimensions == list(CONTRACT_COLUMNS[2:8])
     assert ds.source == tmp_path / "data.csv"
 

@@ -170,6 +170,7 @@ def load(
         # taken as UTC. Insertion order is what ties a rowid to its line in the file.
         conn.execute(sql.SESSION_UTC)
         conn.execute(sql.PRESERVE_ORDER)
+        conn.execute(sql.NO_PROGRESS_BAR)
         file_columns = _file_columns(conn, file, kind)
         extras = _check_columns(file, kind, file_columns, dims)
         present = set(file_columns)

@@ -248,6 +248,7 @@ _RAW = "__payops_raw_"
 
 SESSION_UTC = "SET TimeZone = 'UTC'"
 PRESERVE_ORDER = "SET preserve_insertion_order = true"
+NO_PROGRESS_BAR = "SET enable_progress_bar = false"  # a library does not print
 
 # Every column is read as text and parsed in SQL, so a bad value becomes a row error with
 # its line instead of a reader failure. The dialect is explicit: the sniffer guesses wrong
