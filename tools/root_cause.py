@@ -28,21 +28,22 @@ from tools.contract import Segment
 from tools.detection import CountModel, Counts
 from tools.metrics import LeafKey, SegmentTable
 
-# Whether the rest of a segment shares its problem is a likelihood ratio between two
-# hypotheses, required to reach 20:1; when the data cannot tell, the simpler segment wins.
-# - Generalizing S to its parent P asks "is the rest of P hit as hard as S?": the rest
-#   must look untouched rather than hit with S's full effect, or P is the cause.
-# - Refining S to its child C asks "is the rest of S clean?": the rest must look
-#   untouched rather than hit with half of C's effect, so a rest hit less hard than C
-#   (but hit) keeps S as the cause.
-SPARED_LOG_ODDS = math.log(20.0)
-CLEAN_RATIO = 0.5
+# The rest of a segment is *spared* by its problem when the data favour "untouched" over
+# "hit half as hard" by at least 5:1. Half, the midpoint, so that a rest hit less hard
+# (but hit) does not pass as spared and noise favours neither answer; when there are too
+# few attempts to tell, the rest is not spared, and the simpler segment wins.
+# - S generalizes to its parent P unless the rest of P is spared;
+# - S refines to its child C when the rest of S is spared by C's problem.
+SPARED_LOG_ODDS = math.log(5.0)
+SPARED_RATIO = 0.5
 # A 3DS failure cannot reach traffic that never runs 3DS (wallets, bank transfers), so
 # that traffic being spared does not make a narrower segment the cause.
 THREE_DS_RISE = 0.05
-# Causes whose excess is within this fraction of the largest are treated as equal: a
-# narrower one inside a broader one is chosen, else the one with fewer dimensions.
-TIE_SHARE = 0.9
+# Causes whose excess is within this fraction of the largest explain the change about as
+# well (noise in clean traffic moves a broad segment's excess by this much); of those,
+# effects within SAME_EFFECT of the sharpest count as the same traffic.
+TIE_SHARE = 0.75
+SAME_EFFECT = 0.9
 # Stop looking for further causes once what is left is this small next to the first.
 RESIDUAL_SHARE = 0.10
 
@@ -90,7 +91,8 @@ class _Judge:
         )
 
     def spared(self, rest: Counts, effect: float) -> bool:
-        return self.model.spared_log_odds(rest, effect) >= SPARED_LOG_ODDS
+        alternative = SPARED_RATIO * effect
+        return self.model.spared_log_odds(rest, alternative) >= SPARED_LOG_ODDS
 
     def generalizable(self, key: LeafKey, c: Counts) -> bool:
         effect = self.model.effect(c)
@@ -112,8 +114,7 @@ class _Judge:
         self, key: LeafKey, c: Counts, bad_children: list[tuple[LeafKey, Counts]]
     ) -> bool:
         return any(
-            self.spared(c.minus(cc), CLEAN_RATIO * self.model.effect(cc))
-            and self.exposed(key, child)
+            self.spared(c.minus(cc), self.model.effect(cc)) and self.exposed(key, child)
             for child, cc in bad_children
         )
 
@@ -140,14 +141,18 @@ def _pick(table: SegmentTable, judge: _Judge) -> tuple[LeafKey, Counts] | None:
     causes = [k for k in not_refinable if not judge.generalizable(k, bad[k])]
     pool = causes or not_refinable or list(bad)
 
-    top = max(judge.model.excess(bad[k]) for k in pool)
-    near = [k for k in pool if judge.model.excess(bad[k]) >= TIE_SHARE * top]
-    # A narrower segment that explains as much as a broader one is the better answer.
-    near = [k for k in near if not any(set(k) < set(o) and judge.exposed(k, o) for o in near)]
+    model = judge.model
+    top = max(model.excess(bad[k]) for k in pool)
+    near = [k for k in pool if model.excess(bad[k]) >= TIE_SHARE * top]
+    # Of explanations that account for about as much, the most concentrated one is the
+    # answer (processor x network, not processor x "card", which dilutes it with clean
+    # traffic); equally concentrated ones are the same traffic named two ways, and the
+    # simpler name wins.
+    sharpest = max(model.effect(bad[k]) for k in near)
+    near = [k for k in near if model.effect(bad[k]) >= SAME_EFFECT * sharpest]
 
     def rank(key: LeafKey) -> tuple[int, tuple[int, ...], float]:
-        # Then: fewer dimensions, earlier dimensions, more excess.
-        return (len(key), _dimension_rank(key, table.dimensions), -judge.model.excess(bad[key]))
+        return (len(key), _dimension_rank(key, table.dimensions), -model.excess(bad[key]))
 
     best = min(near, key=rank)
     return best, bad[best]
