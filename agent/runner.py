@@ -161,22 +161,38 @@ def resume_run(
     *,
     on_update: UpdateHandler | None = None,
 ) -> RunResult:
-    """Answer a pending approval and finish the cycle (from any process)."""
+    """Answer a pending approval and finish the cycle (from any process).
+
+    Answering again with the same answer finishes a cycle whose process died after the
+    answer was recorded (e.g. killed inside `act`); any other repeat is a RunError.
+    """
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     graph = compile_graph(checkpointer)
     snapshot = graph.get_state(config)
     if not snapshot.values:
         raise RunError(f"no run with thread id {thread_id!r} in {ctx.state_dir}")
+    payload: Any = Command(resume=approval.model_dump(mode="json"))
     if not snapshot.interrupts:
-        # Sending input to a finished thread would restart it; an answered approval is final.
         state = AgentState.model_validate(snapshot.values)
-        raise RunError(
-            f"run {thread_id} has no pending approval (its verdict is {state.verdict or 'unknown'})"
-        )
+        answered = state.approval
+        if snapshot.next and answered is not None and answered.approved == approval.approved:
+            # Answered, but the process died before the cycle finished (e.g. killed in act):
+            # continue from the last checkpoint; the ledger keeps the action exactly-once.
+            payload = None
+        elif snapshot.next and answered is not None:
+            word, command = ("approved", "approve") if answered.approved else ("rejected", "reject")
+            raise RunError(
+                f"run {thread_id} was already {word} by {answered.by} and stopped before "
+                f"finishing; `payops {command} {thread_id}` finishes it"
+            )
+        else:
+            # Sending input to a finished thread would restart it; an answered approval is final.
+            raise RunError(
+                f"run {thread_id} has no pending approval "
+                f"(its verdict is {state.verdict or 'unknown'})"
+            )
     started = time.perf_counter()
-    state, pending = _drive(
-        graph, Command(resume=approval.model_dump(mode="json")), config, ctx, on_update
-    )
+    state, pending = _drive(graph, payload, config, ctx, on_update)
     latency = (time.perf_counter() - started) * 1000.0
     return RunResult(thread_id, state, pending, to_record(state, pending, latency))
 
