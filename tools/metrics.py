@@ -27,10 +27,18 @@ from tools.decline_codes import (
 )
 from tools.stats import quantile_from_cumulative
 
-# Latency edges (ms) of the rollable histogram: ~1.5x apart, from fast failures to timeouts.
-LATENCY_EDGES_MS: tuple[int, ...] = (
-    50, 100, 150, 250, 400, 600, 1000, 1500, 2500, 4000, 6000, 10000, 20000, 40000,
-)  # fmt: skip
+# Latency is kept as a bucket index in the leaf cube: bucket k >= 1 starts at
+# 2^((k + 10) / 2) ms, i.e. edges a factor sqrt(2) apart from 45 ms to about 33 s (bucket 0
+# holds everything faster). Counts at or above each edge roll up across segments, which
+# percentiles do not, and a bucket in the group key costs less than a count per edge.
+_LATENCY_BUCKETS = 21
+LATENCY_EDGES_MS: tuple[float, ...] = tuple(
+    round(2 ** ((k + 10) / 2), 1) for k in range(1, _LATENCY_BUCKETS)
+)
+_LATENCY_BUCKET_SQL = (
+    f"least({_LATENCY_BUCKETS - 1}, greatest(0, "
+    "floor(log2(greatest(latency_ms, 1)) * 2)::INTEGER - 10))::UTINYINT"
+)
 
 # Window counters: (name, SQL predicate on a leaf-cube row). Order is the column order.
 _COUNTERS: tuple[str, ...] = (
@@ -229,23 +237,18 @@ def build_leaf_cube(
     *,
     cube: str = "observe_leaf",
 ) -> None:
-    """One scan of `table`: counts per (window, dimensions, status, decline code)."""
+    """One scan of `table`: counts per (window, dimensions, status, code, latency bucket)."""
     dims = ", ".join(sql.ident(d) for d in dimensions)
     code = "CASE WHEN status = 'approved' THEN '' ELSE decline_code END"
-    lat = ",\n".join(
-        f"count(*) FILTER (WHERE latency_ms >= {edge}) AS lat_{i}"
-        for i, edge in enumerate(LATENCY_EDGES_MS)
-    )
     query = f"""
         CREATE OR REPLACE TEMP TABLE {cube} AS
         SELECT (ts >= $cur_start) AS is_current, {dims},
-               status, {code} AS code,
+               status, {code} AS code, {_LATENCY_BUCKET_SQL} AS latency_bucket,
                count(*) AS n,
                count(*) FILTER (WHERE three_ds IN ('frictionless', 'challenge', 'failed')) AS tds,
                count(*) FILTER (WHERE three_ds IN ('challenge', 'failed')) AS tds_challenged,
                count(*) FILTER (WHERE three_ds = 'failed') AS tds_failed,
-               count(*) FILTER (WHERE is_retry) AS retries,
-               {lat}
+               count(*) FILTER (WHERE is_retry) AS retries
         FROM {sql.ident(table)}
         WHERE (ts >= $base_start AND ts < $base_end) OR (ts >= $cur_start AND ts < $cur_end)
         GROUP BY ALL
@@ -295,7 +298,8 @@ def _counter_sql(window: int) -> list[str]:
         "retries": f"sum(retries) FILTER (WHERE {w})",
     }
     cols = [exprs[name] for name in _COUNTERS]
-    cols += [f"sum(lat_{i}) FILTER (WHERE {w})" for i in range(_N_EDGES)]
+    # Attempts at or above edge i are those in bucket i + 1 or higher.
+    cols += [f"sum(n) FILTER (WHERE {w} AND latency_bucket > {i})" for i in range(_N_EDGES)]
     return cols
 
 

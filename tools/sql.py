@@ -1,11 +1,13 @@
 """Named, parameterised DuckDB queries: every SQL statement payops runs lives here.
 
-User values never go into SQL text: they are bound as parameters. Identifiers that come
-from data (dimension and column names) are quoted with `ident`.
+User values never go into SQL text as they are: they are bound as parameters, or, in DDL
+that cannot take parameters (a view over a file), written with `literal`. Identifiers
+that come from data (dimension and column names) are quoted with `ident`.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -392,8 +394,8 @@ def _typed(col: str, present: set[str]) -> str:
     return f"r.{q} AS {q}"
 
 
-def load_transactions(source: str, columns: list[str], present: set[str], extras: list[str]) -> str:
-    """CREATE TABLE LOADED_TABLE from `source`, a relation of non-NULL VARCHAR columns.
+def checked_rows(source: str, columns: list[str], present: set[str], extras: list[str]) -> str:
+    """SELECT every row of `source` (non-NULL VARCHAR columns) typed, with its error code.
 
     `columns` are the contract's columns in table order, `present` those the file has
     (missing optional ones get OPTIONAL_DEFAULTS) and `extras` the file's other columns.
@@ -409,12 +411,61 @@ def load_transactions(source: str, columns: list[str], present: set[str], extras
     kept_raws = [
         f"CASE WHEN {_ERR} IS NOT NULL THEN {_raw(c)} END AS {_raw(c)}" for c in _CAST_COLUMNS
     ]
-    return f"""CREATE TABLE {LOADED_TABLE} AS
-SELECT {", ".join(keep)}, {_ERR}, {", ".join(kept_raws)}, NULL::BIGINT AS {_DUP_OF}
+    return f"""SELECT {", ".join(keep)}, {_ERR}, {", ".join(kept_raws)}, NULL::BIGINT AS {_DUP_OF}
 FROM (
     SELECT *, (CASE {checks} END)::UTINYINT AS {_ERR}
     FROM (SELECT {", ".join(typed + raws)} FROM {source} AS r)
 )"""
+
+
+def load_transactions(source: str, columns: list[str], present: set[str], extras: list[str]) -> str:
+    """CREATE TABLE LOADED_TABLE from `source` (see `checked_rows`)."""
+    return f"CREATE TABLE {LOADED_TABLE} AS {checked_rows(source, columns, present, extras)}"
+
+
+def literal(value: object) -> str:
+    """A SQL literal for a value DDL cannot take as a parameter (a view's file path).
+
+    Strings are quoted with quotes doubled, so no value can end the literal early.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, list):
+        return "[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{literal(str(k))}: {literal(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def inline_parameters(query: str, params: Mapping[str, object]) -> str:
+    """`query` with each `$name` replaced by the literal of `params[name]`."""
+    return re.sub(r"\$([A-Za-z_][A-Za-z0-9_]*)", lambda m: literal(params[m.group(1)]), query)
+
+
+STREAMED_VIEW = "__payops_scan"
+DROP_STREAMED_VIEW = f"DROP VIEW {STREAMED_VIEW}"
+
+
+def streamed_view(source: str, columns: list[str], present: set[str], extras: list[str]) -> str:
+    """A view that re-reads and re-checks the file on every query (large files)."""
+    return f"CREATE VIEW {STREAMED_VIEW} AS {checked_rows(source, columns, present, extras)}"
+
+
+# One pass over a streamed file: rows, bad rows, distinct id hashes and the time range.
+STREAMED_STATS = (
+    f"SELECT count(*), count({_ERR}), count(DISTINCT hash(txn_id)), min(ts), max(ts) "
+    f"FROM {STREAMED_VIEW}"
+)
+
+
+def streamed_transactions_view(name: str, columns: list[str]) -> str:
+    """The public view of a large file whose every row passed: `line` is not known."""
+    cols = ", ".join(ident(c) for c in columns)
+    return f"CREATE VIEW {ident(name)} AS SELECT {cols}, NULL::BIGINT AS line FROM {STREAMED_VIEW}"
 
 
 def varchar_columns(columns: list[str]) -> str:
