@@ -230,10 +230,7 @@ def _render_update(node: str, update: dict[str, Any], source: str) -> None:
 
 
 def _render_learning(ctx: Context) -> None:
-    from agent.context import LEARNING_FILE
-    from tools.learning import LearningStore
-
-    with LearningStore(ctx.path(LEARNING_FILE), ctx.config.learning.retention_days) as store:
+    with ctx.learning_store() as store:
         stats = store.stats("action")
     _stats_table(stats, "learning statistics by action")
 
@@ -273,7 +270,10 @@ def _stats_table(stats: list[Any], title: str) -> None:
 
 def _finish(result: RunResult, as_json: bool, ctx: Context) -> None:
     if as_json:
-        sys.stdout.write(result.record.model_dump_json() + "\n")
+        # The thread id (an extension of the record) is what `payops approve` needs.
+        record = result.record.model_dump(mode="json")
+        record["thread_id"] = result.thread_id
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
     if result.pending is not None:
         out.rule("[bold yellow]waiting for approval[/bold yellow]")
@@ -477,13 +477,12 @@ def learn_stats(
     with user_errors():
         from dataclasses import asdict
 
-        from agent.context import LEARNING_FILE, Context
-        from tools.learning import LearningStore
+        from agent.context import Context
 
         if by not in ("action", "incident_kind", "kind_action"):
             raise UserError("--by must be action, incident_kind or kind_action")
         ctx = Context(config=_config(None, None))
-        with LearningStore(ctx.path(LEARNING_FILE), ctx.config.learning.retention_days) as store:
+        with ctx.learning_store() as store:
             stats = store.stats(by)  # type: ignore[arg-type]
         if as_json:
             sys.stdout.write(json.dumps([asdict(s) for s in stats]) + "\n")
@@ -498,14 +497,13 @@ def learn_export(
 ) -> None:
     """Export every recorded outcome (written whole, or not at all)."""
     with user_errors():
-        from agent.context import LEARNING_FILE, Context
-        from tools.learning import LearningStore
+        from agent.context import Context
 
         if fmt not in ("json", "csv"):
             raise UserError("--format must be json or csv")
         ctx = Context(config=_config(None, None))
         fmt_lit: Literal["json", "csv"] = "json" if fmt == "json" else "csv"
-        with LearningStore(ctx.path(LEARNING_FILE), ctx.config.learning.retention_days) as store:
+        with ctx.learning_store() as store:
             n = store.export(path, fmt_lit)
         out.print(f"wrote {n} outcomes to {path}")
 

@@ -13,9 +13,9 @@ from tools.contract import TimeWindow
 from tools.data import Dataset, load
 from tools.executor import Executor, SimulatedExecutor
 from tools.guardrails import GuardLimits, effective_limits
+from tools.learning import LEARNING_FILE, LearningStore
+from tools.ledger import LEDGER_FILE, ActionLedger
 
-LEDGER_FILE = "ledger.db"
-LEARNING_FILE = "learning.db"
 CHECKPOINT_FILE = "checkpoints.db"
 
 
@@ -52,3 +52,11 @@ class Context:
         """A file in the state directory (created on first use)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         return self.state_dir / name
+
+    def learning_store(self) -> LearningStore:
+        """The learning store of this state directory, with the configured retention."""
+        return LearningStore(self.path(LEARNING_FILE), self.config.learning.retention_days)
+
+    def ledger(self) -> ActionLedger:
+        """The action ledger of this state directory."""
+        return ActionLedger(self.path(LEDGER_FILE))

@@ -16,15 +16,14 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agent import reasoning
-from agent.context import LEARNING_FILE, LEDGER_FILE, Context
+from agent.context import Context
 from agent.model_reasoner import decide_with_model
 from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
 from tools.contract import Outcome, ScenarioContext, Segment, Verdict, Violation, segment_key
 from tools.data import Dataset
 from tools.executor import idempotency_key
 from tools.guardrails import GuardInput, GuardVerdict, evaluate
-from tools.learning import LearnedOutcome, LearningStore
-from tools.ledger import ActionLedger
+from tools.learning import LearnedOutcome
 from tools.observe import Observation, observe
 from tools.routes import SegmentSnapshot, snapshot
 
@@ -88,7 +87,7 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ds = _dataset(state, ctx)
     obs = _observation(state)
     scenario = _scenario_context(ds)
-    with LearningStore(ctx.path(LEARNING_FILE), ctx.config.learning.retention_days) as store:
+    with ctx.learning_store() as store:
         learning = store.learning_context()
     found = reasoning.reason(obs, scenario, _snapshotter(ds, obs), learning, ctx.limits, state.seed)
     decision = found.decision
@@ -177,7 +176,7 @@ def act_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         return outcome.model_dump(mode="json")
 
     thread_id = _thread_id()
-    with ActionLedger(ctx.path(LEDGER_FILE)) as ledger:
+    with ctx.ledger() as ledger:
         # An in-doubt claim (crash between claim and record) is reconciled by re-running
         # the simulator, which has no side effects; a real executor would query its API.
         result = ledger.run_once(
@@ -232,7 +231,7 @@ def learn_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             reasoner=decision.reasoner,
             idempotency_key=state.idempotency_key if verdict == "executed" else None,
         )
-        with LearningStore(ctx.path(LEARNING_FILE), ctx.config.learning.retention_days) as store:
+        with ctx.learning_store() as store:
             store.record(learned)
     return {"verdict": verdict, "violations": violations, "learned": True}
 

@@ -429,6 +429,8 @@ def reason(
             params={"severity": _severity(obs), "summary": summary},
             rationale=summary,
         )
+        # Listed, so a model choosing among the candidates sees the same way out.
+        candidates = [RemedyCandidate(decision=chosen, estimated_improvement=0.0, score=0.0)]
     return Reasoning(hypotheses, kind, candidates, chosen)
 
 

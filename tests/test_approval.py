@@ -22,7 +22,7 @@ import pytest
 from langgraph.types import interrupt as langgraph_interrupt
 
 import agent.nodes
-from agent.context import LEARNING_FILE, Context
+from agent.context import Context
 from agent.runner import (
     RunError,
     chat_model,
@@ -36,7 +36,7 @@ from tests.test_graph import ROWS, SEED, ledger_rows
 from tools.contract import Decision, Outcome, RunRecord, ScenarioContext
 from tools.executor import SimulatedExecutor
 from tools.generate import GenerateOptions, generate_scenario
-from tools.learning import LearningStore
+from tools.learning import LEARNING_FILE, LearningStore
 from tools.routes import SegmentSnapshot
 
 # Environment a user may have set that would change what these runs do.

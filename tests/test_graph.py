@@ -23,14 +23,15 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agent.context import LEARNING_FILE, LEDGER_FILE, Context
+from agent.context import Context
 from agent.graph import build_graph, compile_graph
 from agent.runner import RunResult, chat_model, memory_checkpointer, run_scenario, start_run
 from tools.config import PayopsConfig
 from tools.contract import INCIDENT_KINDS, Expected, RunRecord, ScenarioSpec, Verdict
 from tools.generate import GenerateOptions, generate_scenario
 from tools.guardrails import GuardConfig
-from tools.learning import LearningStore
+from tools.learning import LEARNING_FILE, LearningStore
+from tools.ledger import LEDGER_FILE
 
 SEED = 1
 ROWS = 8_000

@@ -110,9 +110,7 @@ def test_stats_by_incident_kind_and_pair(known: LearningStore) -> None:
 
 def test_stats_of_a_group_never_executed_are_none(store: LearningStore) -> None:
     store.record(outcome(action="relax_3ds", verdict="blocked"))
-    assert store.stats("action") == [
-        ActionStats(None, "relax_3ds", 1, 0, None, None, None, None)
-    ]
+    assert store.stats("action") == [ActionStats(None, "relax_3ds", 1, 0, None, None, None, None)]
 
 
 def test_retention_prunes_old_rows_only(tmp_path: Path) -> None:
