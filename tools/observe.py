@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -181,7 +182,10 @@ def parse_window(text: str, what: str) -> TimeWindow:
 
 def infer_windows(dataset: Dataset) -> tuple[TimeWindow, TimeWindow]:
     """The last hour against up to a day before it (shorter data: last fifth vs the rest)."""
-    row = dataset.conn.execute(f'SELECT min(ts), max(ts) FROM "{dataset.table}"').fetchone()
+    if dataset.ts_range is not None:
+        row: tuple[Any, ...] | None = dataset.ts_range
+    else:
+        row = dataset.conn.execute(f'SELECT min(ts), max(ts) FROM "{dataset.table}"').fetchone()
     if row is None or row[0] is None:
         raise DataError(dataset.source, "no transactions to observe")
     first, last = utc(row[0]), utc(row[1])
