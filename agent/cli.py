@@ -431,8 +431,9 @@ def generate(
 
         if rows < 100:
             raise UserError("--rows must be at least 100")
+        options = GenerateOptions(file_format=fmt)
         if all_kinds:
-            paths = generate_all(out_dir, seed, rows)
+            paths = generate_all(out_dir, seed, rows, options=options)
         else:
             if kind is None or kind not in INCIDENT_KINDS:
                 raise UserError(f"--kind must be one of {', '.join(INCIDENT_KINDS)} (or use --all)")
