@@ -34,7 +34,7 @@ learn_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The le
 app.add_typer(learn_app, name="learn")
 
 out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 
@@ -431,6 +431,8 @@ def generate(
 
         if rows < 100:
             raise UserError("--rows must be at least 100")
+        if fmt not in ("csv.gz", "csv", "parquet", "jsonl"):
+            raise UserError("--format must be csv.gz, csv, parquet or jsonl")
         options = GenerateOptions(file_format=fmt)
         if all_kinds:
             paths = generate_all(out_dir, seed, rows, options=options)
