@@ -19,7 +19,15 @@ from agent import reasoning
 from agent.context import Context
 from agent.model_reasoner import decide_with_model
 from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
-from tools.contract import Outcome, ScenarioContext, Segment, Verdict, Violation, segment_key
+from tools.contract import (
+    Decision,
+    Outcome,
+    ScenarioContext,
+    Segment,
+    Verdict,
+    Violation,
+    segment_key,
+)
 from tools.data import Dataset
 from tools.executor import idempotency_key
 from tools.guardrails import GuardInput, GuardVerdict, evaluate
@@ -34,6 +42,12 @@ def _dataset(state: AgentState, ctx: Context) -> Dataset:
 
 def _scenario_context(ds: Dataset) -> ScenarioContext:
     return ds.scenario.context if ds.scenario is not None else ScenarioContext()
+
+
+def _decision(state: AgentState) -> Decision:
+    if state.decision is None:  # the graph's edges make this unreachable
+        raise RuntimeError("reason has not run")
+    return state.decision
 
 
 def _observation(state: AgentState) -> Observation:
@@ -107,9 +121,7 @@ def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ds = _dataset(state, ctx)
     obs = _observation(state)
-    decision = state.decision
-    if decision is None:
-        raise RuntimeError("reason has not run")
+    decision = _decision(state)
     verdict = evaluate(
         GuardInput(
             decision=decision,
@@ -164,9 +176,7 @@ def act_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ds = _dataset(state, ctx)
     obs = _observation(state)
-    decision = state.decision
-    if decision is None:
-        raise RuntimeError("reason has not run")
+    decision = _decision(state)
     snap = _snapshotter(ds, obs)(decision.target_segment())
     scenario = _scenario_context(ds)
     key = idempotency_key(decision, anomaly_fingerprint(state))

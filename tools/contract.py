@@ -16,6 +16,24 @@ FORMAT_VERSION = 1
 # A segment maps dimension -> value; an absent dimension means "any value".
 Segment = dict[str, str]
 
+# CONTRACT.md section 1, in the order payops writes and tables hold them.
+TRANSACTION_COLUMNS: tuple[str, ...] = (
+    "txn_id",
+    "ts",
+    "merchant_id",
+    "processor",
+    "payment_method",
+    "card_network",
+    "issuer_country",
+    "currency",
+    "amount_minor",
+    "status",
+    "decline_code",
+    "latency_ms",
+    "three_ds",
+    "is_retry",
+)
+
 DEFAULT_DIMENSIONS: tuple[str, ...] = (
     "merchant_id",
     "processor",

@@ -27,7 +27,7 @@ import duckdb
 from pydantic import ValidationError
 
 from tools import sql
-from tools.contract import DEFAULT_DIMENSIONS, ScenarioSpec
+from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec
 
 TRANSACTIONS_TABLE = "transactions"
 
@@ -43,22 +43,7 @@ FILE_KINDS: dict[str, FileKind] = {
 TRANSACTIONS_FILES = tuple(f"transactions{ext}" for ext in FILE_KINDS)
 
 # The contract's columns, in the order the table has them (extra columns follow).
-CONTRACT_COLUMNS: tuple[str, ...] = (
-    "txn_id",
-    "ts",
-    "merchant_id",
-    "processor",
-    "payment_method",
-    "card_network",
-    "issuer_country",
-    "currency",
-    "amount_minor",
-    "status",
-    "decline_code",
-    "latency_ms",
-    "three_ds",
-    "is_retry",
-)
+CONTRACT_COLUMNS = TRANSACTION_COLUMNS
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(sql.OPTIONAL_DEFAULTS)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in CONTRACT_COLUMNS if c not in OPTIONAL_COLUMNS)
 LINE_COLUMN = "line"

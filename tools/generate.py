@@ -36,6 +36,7 @@ from tools.config import ObserveConfig
 from tools.contract import (
     DEFAULT_DIMENSIONS,
     INCIDENT_KINDS,
+    TRANSACTION_COLUMNS,
     IncidentKind,
     ScenarioSpec,
     Segment,
@@ -47,23 +48,6 @@ from tools.sql import ident
 FileFormat = Literal["csv.gz", "csv", "parquet", "jsonl"]
 RootSize = Literal["auto", "small", "large"]
 
-# Columns of CONTRACT.md section 1, in the order files are written.
-TRANSACTION_COLUMNS: tuple[str, ...] = (
-    "txn_id",
-    "ts",
-    "merchant_id",
-    "processor",
-    "payment_method",
-    "card_network",
-    "issuer_country",
-    "currency",
-    "amount_minor",
-    "status",
-    "decline_code",
-    "latency_ms",
-    "three_ds",
-    "is_retry",
-)
 
 # Regions where strong customer authentication applies: relaxing 3DS there is forbidden.
 SCA_REGIONS = frozenset({"EU"})
