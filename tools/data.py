@@ -102,7 +102,7 @@ class DataError(Exception):
 
 @dataclass
 class Dataset:
-    """Validated transactions loaded into an in-memory DuckDB table `transactions`.
+    """Validated transactions, queried through the DuckDB view `transactions`.
 
     Columns: txn_id, ts (TIMESTAMP, UTC, naive), every dimension as VARCHAR ('' when
     empty), amount_minor BIGINT, status VARCHAR, decline_code VARCHAR ('' when none),
@@ -113,6 +113,9 @@ class Dataset:
     JSONL: the first record is line 1; Parquet: the row number from 1). It counts records,
     so it is the editor's line number unless the file has blank lines or quoted values
     spanning lines. `transactions` is a view over the loaded rows; query it like a table.
+
+    A large CSV (`STREAM_FILE_BYTES`) whose rows all pass is `streamed`: the view re-reads
+    the file, `line` is NULL, and `ts_range` holds the first and last timestamps.
     """
 
     conn: duckdb.DuckDBPyConnection
