@@ -9,9 +9,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tools.contract import INCIDENT_KINDS, ScenarioSpec, Segment
+from tools.contract import INCIDENT_KINDS, TRANSACTION_COLUMNS, ScenarioSpec, Segment
 from tools.generate import (
-    TRANSACTION_COLUMNS,
     GenerateOptions,
     generate_all,
     generate_scenario,
