@@ -30,7 +30,7 @@ from tools.contract import (
 )
 from tools.data import Dataset
 from tools.executor import idempotency_key
-from tools.guardrails import GuardInput, GuardVerdict, evaluate
+from tools.guardrails import GuardInput, evaluate
 from tools.learning import LearnedOutcome
 from tools.observe import Observation, observe
 from tools.routes import SegmentSnapshot, snapshot
@@ -244,8 +244,3 @@ def learn_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         with ctx.learning_store() as store:
             store.record(learned)
     return {"verdict": verdict, "violations": violations, "learned": True}
-
-
-def guard_verdict(state: AgentState) -> GuardVerdict | None:
-    """The guard's verdict of a finished or paused run (for reports)."""
-    return state.guard

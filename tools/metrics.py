@@ -303,20 +303,17 @@ def _counter_sql(window: int) -> list[str]:
     return cols
 
 
-def _segment_filter(segments: Sequence[Segment], negate: bool) -> tuple[str, list[str]]:
-    """SQL predicate matching any of `segments` (values bound as parameters)."""
-    params: list[str] = []
-    ors: list[str] = []
-    for seg in segments:
-        ands = []
-        for dim, value in seg.items():
-            ands.append(f"{sql.ident(dim)} = ?")
-            params.append(value)
-        ors.append("(" + (" AND ".join(ands) or "true") + ")")
-    if not ors:
-        return "true", []
-    pred = " OR ".join(ors)
-    return (f"NOT ({pred})" if negate else f"({pred})"), params
+def _outside(segments: Sequence[Segment]) -> tuple[str, dict[str, str]]:
+    """SQL predicate for traffic in none of `segments` (values bound as parameters)."""
+    if not segments:
+        return "true", {}
+    parts: list[str] = []
+    params: dict[str, str] = {}
+    for i, seg in enumerate(segments):
+        pred, p = sql.segment_filter(seg, prefix=f"x{i}_")
+        parts.append(f"({pred})")
+        params.update(p)
+    return f"NOT ({' OR '.join(parts)})", params
 
 
 def grouping_sets(dimensions: Sequence[str], depth: int) -> list[tuple[str, ...]]:
@@ -345,7 +342,7 @@ def rollup(
     dims = [sql.ident(d) for d in dimensions]
     sets = grouping_sets(dimensions, depth)
     gsets = ", ".join("(" + ", ".join(sql.ident(d) for d in s) + ")" for s in sets)
-    where, params = _segment_filter(exclude, negate=True)
+    where, params = _outside(exclude)
     sums = ", ".join(f"sum(v{i})" for i in range(2 * (_N_COUNTERS + _N_EDGES)))
     query = f"""
         SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {sums}
@@ -392,14 +389,14 @@ def code_mix(
     if not segments:
         return []
     selects: list[str] = []
-    params: list[str] = []
+    params: dict[str, str] = {}
     for i, seg in enumerate(segments):
-        pred, p = _segment_filter([seg], negate=False)
+        pred, p = sql.segment_filter(seg, prefix=f"s{i}_")
         selects.append(
             f"SELECT {i} AS seg, is_current, code, sum(n) AS n FROM {cube} "
-            f"WHERE status <> 'approved' AND {pred} GROUP BY ALL"
+            f"WHERE status <> 'approved' AND ({pred}) GROUP BY ALL"
         )
-        params.extend(p)
+        params.update(p)
     rows = conn.execute(" UNION ALL ".join(selects), params).fetchall()
     mixes = [CodeMix({}, {}) for _ in segments]
     for seg_idx, is_current, code, n in rows:
