@@ -129,7 +129,7 @@ def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             evidence_attempts=_evidence_attempts(obs),
             context=_scenario_context(ds),
             now=obs.current.end,
-            anomaly_start=obs.current.start,
+            anomaly_start=reasoning.anomaly_start(obs, _scenario_context(ds)),
         ),
         ctx.limits,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
 from tools.contract import (
@@ -109,6 +109,18 @@ def suspect_changes(
         for c in context.recent_changes
         if start - CHANGE_LOOKBACK <= c.ts <= obs.current.end and _overlaps(c.target, segment)
     ]
+
+
+def anomaly_start(obs: Observation, context: ScenarioContext) -> datetime | None:
+    """When the anomaly began, as far as the windows tell: the current window's start.
+
+    A change on the root-cause segment that went live inside the current window makes the
+    order of change and anomaly unknowable at this resolution: None (guard then asks a
+    human before rolling that change back).
+    """
+    segment = obs.root_cause[0] if obs.root_cause else {}
+    inside = [c for c in suspect_changes(obs, context, segment) if c.ts > obs.current.start]
+    return None if inside else obs.current.start
 
 
 def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
@@ -378,7 +390,7 @@ def reason(
     hypotheses = classify(obs, context)
     kind = hypotheses[0].incident_kind
     confidence = hypotheses[0].confidence
-    anomaly_start = obs.current.start
+    start = anomaly_start(obs, context)
     evidence_attempts = obs.evidence[0].current.attempts if obs.evidence else 0
     ranked: list[tuple[float, int, RemedyCandidate]] = []
     for position, decision in enumerate(
@@ -394,7 +406,7 @@ def reason(
                 evidence_attempts=evidence_attempts,
                 context=context,
                 now=obs.current.end,
-                anomaly_start=anomaly_start,
+                anomaly_start=start,
             ),
             limits,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
@@ -312,3 +313,22 @@ def test_runs_are_learned_and_a_repeated_run_does_not_execute_twice(
     # The same execution is learned once, however many runs report it.
     with LearningStore(tmp_path / LEARNING_FILE) as store:
         assert store.count() == 2
+
+
+def test_a_change_inside_the_current_window_goes_to_a_human(tmp_path: Path) -> None:
+    """A rule change that went live after the window began cannot be ordered against the
+    anomaly at this resolution: the rollback waits for a human instead of being blocked."""
+    from agent.runner import run_scenario
+    from tools.generate import generate_scenario
+
+    folder = generate_scenario(tmp_path, "fraud_rule_misfire", 4, 8_000)
+    spec = json.loads((folder / "scenario.json").read_text(encoding="utf-8"))
+    start = spec["current_window"]["start"].replace("Z", "+00:00")
+    moved = (datetime.fromisoformat(start) + timedelta(minutes=2)).isoformat()
+    for change in spec["context"]["recent_changes"]:
+        change["ts"] = moved
+    (folder / "scenario.json").write_text(json.dumps(spec), encoding="utf-8")
+    record = run_scenario(folder, state_dir=tmp_path / "state")
+    assert record.decision is not None and record.decision.action == "rollback_config"
+    assert record.verdict == "needs_approval"
+    assert record.violations == []
