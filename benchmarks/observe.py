@@ -7,14 +7,15 @@ benchmarks/.data/), then times, each in a fresh process so no run warms another'
 
 - payops: load (with every CONTRACT.md validation) + observe (segment metrics for every
   segment of up to two dimensions, detection and root-cause localization);
-- pandas: per window, attempts, approvals, errors, failed 3DS and latency p95 for every
-  segment of up to two dimensions, written the way a user would (read_csv, then one
-  groupby per dimension combination);
-- duckdb: the same aggregates as one raw `SELECT ... GROUP BY GROUPING SETS` over the
-  file (DuckDB reading and typing the file itself, no validation).
+- pandas: observe's segment metrics (per window, for every segment of up to two
+  dimensions: attempts; approved, declined and error counts; soft and technical declines;
+  3DS attempts, challenges and failures; latency p50/p95/p99; the decline-code mix),
+  written the way a user would (read_csv, then one groupby per dimension combination);
+- duckdb: the same metrics as one raw `SELECT ... GROUP BY GROUPING SETS` over the file
+  (DuckDB reading and typing the file itself, no validation);
+- leaf (context only): a GROUP BY of the leaf segments with two counts, far less work.
 
-payops does more than either: it checks every row against CONTRACT.md section 1 and
-computes the full metric set, then detects and localizes.
+payops also checks every row against CONTRACT.md section 1, which neither baseline does.
 
 The last line is `vs_duckdb=<payops/duckdb> vs_pandas=<payops/pandas> rows=N peak_rss_mb=M`
 (peak RSS of the payops process).
@@ -81,13 +82,20 @@ def _segment_sets() -> list[tuple[str, ...]]:
     return [dims for k in (1, 2) for dims in itertools.combinations(DIMS, k)]
 
 
+def _codes(codes: frozenset[str]) -> str:
+    return ", ".join(f"'{c}'" for c in sorted(codes))
+
+
 def phase_duckdb(folder: Path) -> dict[str, float]:
-    """The pandas aggregates as one raw DuckDB GROUP BY (GROUPING SETS) over the file."""
+    """observe's segment metrics as one raw DuckDB GROUP BY (GROUPING SETS) over the file."""
     import duckdb
+
+    from tools.decline_codes import SOFT_CODES, TECHNICAL_CODES
 
     csv = next(folder.glob("transactions.*"))
     base_start, cur_start, cur_end = _windows(folder)
     sets = ", ".join("(is_current, " + ", ".join(dims) + ")" for dims in _segment_sets())
+    soft, technical = _codes(SOFT_CODES), _codes(TECHNICAL_CODES)
     started = time.perf_counter()
     con = duckdb.connect()
     rows = con.execute(
@@ -95,9 +103,16 @@ def phase_duckdb(folder: Path) -> dict[str, float]:
         SELECT (ts >= ?::TIMESTAMPTZ) AS is_current, {", ".join(DIMS)},
                count(*) AS attempts,
                count(*) FILTER (WHERE status = 'approved') AS approved,
+               count(*) FILTER (WHERE status = 'declined') AS declined,
                count(*) FILTER (WHERE status = 'error') AS errors,
+               count(*) FILTER (WHERE status = 'declined' AND decline_code IN ({soft})) AS soft,
+               count(*) FILTER (WHERE status = 'error' OR decline_code IN ({technical}))
+                 AS technical,
+               count(*) FILTER (WHERE three_ds IN ('frictionless', 'challenge', 'failed')) AS tds,
+               count(*) FILTER (WHERE three_ds IN ('challenge', 'failed')) AS challenged,
                count(*) FILTER (WHERE three_ds = 'failed') AS three_ds_failed,
-               quantile_cont(latency_ms, 0.95) AS latency_p95
+               quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS latency,
+               histogram(decline_code) FILTER (WHERE status <> 'approved') AS decline_codes
         FROM read_csv(?)
         WHERE ts >= ?::TIMESTAMPTZ AND ts < ?::TIMESTAMPTZ
         GROUP BY GROUPING SETS ({sets})
@@ -128,8 +143,10 @@ def phase_leaf(folder: Path) -> dict[str, float]:
 
 
 def phase_pandas(folder: Path) -> dict[str, float]:
-    """The same segment aggregates in pandas, one groupby per dimension combination."""
+    """observe's segment metrics in pandas, one groupby per dimension combination."""
     import pandas as pd
+
+    from tools.decline_codes import SOFT_CODES, TECHNICAL_CODES
 
     csv = next(folder.glob("transactions.*"))
     base_start, cur_start, cur_end = _windows(folder)
@@ -139,18 +156,34 @@ def phase_pandas(folder: Path) -> dict[str, float]:
     df = df[(df["ts"] >= pd.Timestamp(base_start)) & (df["ts"] < pd.Timestamp(cur_end))]
     df["is_current"] = df["ts"] >= pd.Timestamp(cur_start)
     df["approved"] = df["status"] == "approved"
+    df["declined"] = df["status"] == "declined"
     df["error"] = df["status"] == "error"
+    df["soft"] = df["declined"] & df["decline_code"].isin(SOFT_CODES)
+    df["technical"] = df["error"] | df["decline_code"].isin(TECHNICAL_CODES)
+    df["tds"] = df["three_ds"].isin(["frictionless", "challenge", "failed"])
+    df["challenged"] = df["three_ds"].isin(["challenge", "failed"])
     df["failed_3ds"] = df["three_ds"] == "failed"
+    failures = df[~df["approved"]]
     groups = 0
     for dims in _segment_sets():
-        agg = df.groupby(["is_current", *dims], dropna=False).agg(
-            attempts=("txn_id", "size"),
-            approved=("approved", "sum"),
-            errors=("error", "sum"),
-            three_ds_failed=("failed_3ds", "sum"),
-            latency_p95=("latency_ms", lambda s: s.quantile(0.95)),
-        )
-        groups += len(agg)
+        keys = ["is_current", *dims]
+        grouped = df.groupby(keys, dropna=False)
+        counts = grouped[
+            [
+                "approved",
+                "declined",
+                "error",
+                "soft",
+                "technical",
+                "tds",
+                "challenged",
+                "failed_3ds",
+            ]
+        ].sum()
+        counts["attempts"] = grouped.size()
+        latency = grouped["latency_ms"].quantile([0.5, 0.95, 0.99]).unstack()
+        codes = failures.groupby([*keys, "decline_code"], dropna=False).size()
+        groups += len(counts) + len(latency) + len(codes)
     seconds = time.perf_counter() - started
     print(f"pandas groups: {groups}", file=sys.stderr)
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
