@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.contract import ScenarioSpec
+from tools.contract import INCIDENT_KINDS, ScenarioSpec
 from tools.generate import GenerateOptions, generate_scenario
 
 LIBRARY = Path(__file__).resolve().parent / "scenarios"
@@ -53,17 +53,7 @@ _GRID: tuple[tuple[int, float, str], ...] = (
     (25_000, 0.5, "auto"),
     (30_000, 0.4, "auto"),
 )
-_KINDS: tuple[str, ...] = (
-    "processor_outage",
-    "processor_degradation",
-    "issuer_outage",
-    "network_incident",
-    "three_ds_failure",
-    "fraud_rule_misfire",
-    "latency_spike",
-    "checkout_integration_break",
-    "benign_shift",
-)
+_KINDS: tuple[str, ...] = tuple(k for k in INCIDENT_KINDS if k != "none")
 # A volume drop needs a bigger injection than a rate drop to clear the 40% bar, and an
 # ACS failure only reaches the challenged share of a segment.
 _MIN_SEVERITY: dict[str, float] = {
