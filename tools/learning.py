@@ -13,13 +13,11 @@ import csv
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal, Self
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -227,7 +225,7 @@ def default_learning_path() -> Path:
     return state_dir() / LEARNING_FILE
 
 
-class LearningStore:
+class LearningStore(sql.SqliteStore):
     """Outcomes of past decisions, kept for `retention_days` (config `learning.retention_days`).
 
     Safe to share between threads (one lock) and between processes (SQLite locking; a
@@ -247,11 +245,7 @@ class LearningStore:
             days=retention_days if retention_days is not None else LearningConfig().retention_days
         )
         self._clock = clock or _utcnow
-        self._lock = threading.Lock()
-        self._conn = sql.sqlite_connect(self.path, durable=False)
-        with self._lock, sql.sqlite_write(self._conn) as conn:
-            for statement in sql.LEARNING_SCHEMA:
-                conn.execute(statement)
+        super().__init__(self.path, durable=False, schema=sql.LEARNING_SCHEMA)
         self._last_prune = self._clock()
         self.prune(self._last_prune)
 
@@ -366,22 +360,6 @@ class LearningStore:
             tmp.unlink(missing_ok=True)
             raise
         return written
-
-    def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _dumps(value: object) -> str:

@@ -25,13 +25,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, cast
 
 from pydantic_core import to_jsonable_python
 
@@ -94,7 +92,7 @@ def default_ledger_path() -> Path:
     return state_dir() / LEDGER_FILE
 
 
-class ActionLedger:
+class ActionLedger(sql.SqliteStore):
     """Exactly-once bookkeeping of actions, keyed by idempotency key.
 
     Safe to share between threads (one lock) and between processes (SQLite locking; a
@@ -109,11 +107,7 @@ class ActionLedger:
     ) -> None:
         self.path = path if path is not None else default_ledger_path()
         self._clock = clock or _utcnow
-        self._lock = threading.Lock()
-        self._conn = sql.sqlite_connect(self.path, durable=True)
-        with self._lock, sql.sqlite_write(self._conn) as conn:
-            for statement in sql.LEDGER_SCHEMA:
-                conn.execute(statement)
+        super().__init__(self.path, durable=True, schema=sql.LEDGER_SCHEMA)
 
     def claim(
         self,
@@ -211,22 +205,6 @@ class ActionLedger:
         if entry is None:  # rows are never deleted, so only someone editing the file by hand
             raise LedgerError(f"entry {key} vanished from {self.path}")
         return entry
-
-    def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _utcnow() -> datetime:

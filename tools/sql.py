@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 
 def ident(name: str) -> str:
@@ -122,6 +125,35 @@ def sqlite_write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute(SQLITE_ROLLBACK)
         raise
     conn.execute(SQLITE_COMMIT)
+
+
+class SqliteStore:
+    """A SQLite file in WAL mode shared by threads (one lock) and processes (SQLite's own
+    locking): the connection, its schema, and closing it; the stores build on it."""
+
+    def __init__(self, path: Path, *, durable: bool, schema: Sequence[str]) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite_connect(path, durable=durable)
+        with self._lock, sqlite_write(self._conn) as conn:
+            for statement in schema:
+                conn.execute(statement)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 LEDGER_SCHEMA: tuple[str, ...] = (
