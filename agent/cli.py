@@ -33,7 +33,8 @@ app = typer.Typer(
 learn_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The learning store.")
 app.add_typer(learn_app, name="learn")
 
-out = Console(highlight=False)
+# A pipe or a log gets 120 columns instead of rich's 80, so tables stay readable.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
@@ -205,11 +206,14 @@ def _render_update(node: str, update: dict[str, Any], source: str) -> None:
         for r in verdict.reasons_for_approval:
             out.print(f"  [yellow]![/yellow] {escape(r)}")
     elif node == "approve":
-        approval = update.get("approval") or {}
+        from agent.state import Approval
+
+        approval = Approval.model_validate(update["approval"])
         out.rule("[bold]approval[/bold]")
-        word = "approved" if approval.get("approved") else "rejected"
-        who, why = str(approval.get("by", "")), str(approval.get("reason", ""))
-        out.print(f"{word} by {escape(who)} {escape(why)}")
+        word = "approved" if approval.approved else "rejected"
+        out.print(
+            f"{word} by {escape(approval.by)}: {escape(approval.reason or 'no reason given')}"
+        )
     elif node == "act":
         out.rule("[bold]act[/bold] (simulated)")
         outcome = Outcome.model_validate(update["outcome"]) if update.get("outcome") else None

@@ -177,6 +177,20 @@ def test_cli_reject_blocks_and_records_the_refusal(fraud: Path, tmp_path: Path) 
     assert [(s.action, s.count, s.executed) for s in stats] == [("rollback_config", 1, 0)]
 
 
+def test_cli_readable_approve_shows_the_approval_and_the_outcome(
+    fraud: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    ctx = Context(model=chat_model(None), state_dir=home)
+    with sqlite_checkpointer(home) as saver:
+        pending = start_run(fraud, ctx, saver)
+    approved = payops(home, "approve", pending.thread_id, "--by", "alice", "--reason", "ok")
+    assert approved.returncode == 0, approved.stderr
+    assert "Traceback" not in approved.stderr
+    assert "approved by alice: ok" in approved.stdout
+    assert "success_rate:" in approved.stdout and "executed" in approved.stdout
+
+
 # ---------------------------------------------------------------------------------------
 # A process killed inside act.
 
