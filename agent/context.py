@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
 from tools.config import PayopsConfig
-from tools.contract import TimeWindow
+from tools.contract import Segment, TimeWindow, segment_key
 from tools.data import Dataset, load
 from tools.executor import Executor, SimulatedExecutor
 from tools.guardrails import GuardLimits, effective_limits
 from tools.learning import LEARNING_FILE, LearningStore
 from tools.ledger import LEDGER_FILE, ActionLedger
+from tools.routes import SegmentSnapshot, snapshot
 
 CHECKPOINT_FILE = "checkpoints.db"
 
@@ -35,10 +37,14 @@ class Context:
     current: TimeWindow | None = None
     executor: Executor = field(default_factory=SimulatedExecutor)
     _datasets: dict[str, Dataset] = field(default_factory=dict)
+    _snapshots: dict[tuple[object, ...], SegmentSnapshot] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def limits(self) -> GuardLimits:
-        """The guard limits in force: code defaults, only ever tightened by config."""
+        """The guard limits in force: code defaults, only ever tightened by config.
+
+        Computed once per run, so a clamped setting is warned about once.
+        """
         return effective_limits(self.config.guard)
 
     def dataset(self, source: str, lenient: bool, dimensions: list[str] | None) -> Dataset:
@@ -47,6 +53,23 @@ class Context:
         if key not in self._datasets:
             self._datasets[key] = load(Path(source), lenient=lenient, dimensions=dimensions)
         return self._datasets[key]
+
+    def snapshot(
+        self, dataset: Dataset, baseline: TimeWindow, current: TimeWindow, segment: Segment
+    ) -> SegmentSnapshot:
+        """The segment's snapshot, queried once per run: reason, guard and act share it
+        (on a streamed file each query re-reads the file)."""
+        key = (
+            id(dataset),
+            baseline.start,
+            baseline.end,
+            current.start,
+            current.end,
+            segment_key(segment),
+        )
+        if key not in self._snapshots:
+            self._snapshots[key] = snapshot(dataset, baseline, current, segment)
+        return self._snapshots[key]
 
     def path(self, name: str) -> Path:
         """A file in the state directory (created on first use)."""

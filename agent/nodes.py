@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cache
 from typing import Any
 
 from langgraph.config import get_config
@@ -26,14 +25,13 @@ from tools.contract import (
     Segment,
     Verdict,
     Violation,
-    segment_key,
 )
 from tools.data import Dataset
 from tools.executor import idempotency_key
 from tools.guardrails import GuardInput, evaluate
 from tools.learning import LearnedOutcome
 from tools.observe import Observation, observe
-from tools.routes import SegmentSnapshot, snapshot
+from tools.routes import SegmentSnapshot
 
 
 def _dataset(state: AgentState, ctx: Context) -> Dataset:
@@ -56,13 +54,9 @@ def _observation(state: AgentState) -> Observation:
     return state.observation
 
 
-def _snapshotter(ds: Dataset, obs: Observation) -> reasoning.Snapshotter:
-    @cache
-    def by_key(key: tuple[tuple[str, str], ...]) -> SegmentSnapshot:
-        return snapshot(ds, obs.baseline, obs.current, dict(key))
-
+def _snapshotter(ctx: Context, ds: Dataset, obs: Observation) -> reasoning.Snapshotter:
     def get(segment: Segment) -> SegmentSnapshot:
-        return by_key(segment_key(segment))
+        return ctx.snapshot(ds, obs.baseline, obs.current, segment)
 
     return get
 
@@ -103,7 +97,9 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     scenario = _scenario_context(ds)
     with ctx.learning_store() as store:
         learning = store.learning_context()
-    found = reasoning.reason(obs, scenario, _snapshotter(ds, obs), learning, ctx.limits, state.seed)
+    found = reasoning.reason(
+        obs, scenario, _snapshotter(ctx, ds, obs), learning, ctx.limits, state.seed
+    )
     decision = found.decision
     if ctx.model is not None:
         evidence = reasoning.evidence_for_model(state.scenario_id, obs, scenario, found)
@@ -125,7 +121,7 @@ def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     verdict = evaluate(
         GuardInput(
             decision=decision,
-            snapshot=_snapshotter(ds, obs)(decision.target_segment()),
+            snapshot=_snapshotter(ctx, ds, obs)(decision.target_segment()),
             evidence_attempts=_evidence_attempts(obs),
             context=_scenario_context(ds),
             now=obs.current.end,
@@ -177,7 +173,7 @@ def act_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ds = _dataset(state, ctx)
     obs = _observation(state)
     decision = _decision(state)
-    snap = _snapshotter(ds, obs)(decision.target_segment())
+    snap = _snapshotter(ctx, ds, obs)(decision.target_segment())
     scenario = _scenario_context(ds)
     key = idempotency_key(decision, anomaly_fingerprint(state))
 
