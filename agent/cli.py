@@ -416,7 +416,7 @@ def observe(
         if as_json:
             sys.stdout.write(json.dumps(result.record(), ensure_ascii=False) + "\n")
         else:
-            render_observation(result.observation(), str(data))
+            render_observation(result, str(data))
 
 
 @app.command()

@@ -86,7 +86,7 @@ def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
     ds = _dataset(state, ctx)
     result = observe(ds, ctx.config.observe, baseline=ctx.baseline, current=ctx.current)
     scenario_id = ds.scenario.id if ds.scenario is not None else ds.source.name
-    return {"observation": result.observation(), "scenario_id": scenario_id}
+    return {"observation": result, "scenario_id": scenario_id}
 
 
 def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:

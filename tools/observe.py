@@ -7,7 +7,6 @@ the rest). This is the function the graph's observe node and the chat tools both
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,59 +109,6 @@ class Observation(BaseModel):
             "anomalies": [a.model_dump(mode="json") for a in self.anomalies],
             "root_cause": self.root_cause,
         }
-
-
-@dataclass
-class ObserveResult:
-    """The observe part of a run record, with the evidence reasoning needs."""
-
-    baseline: TimeWindow
-    current: TimeWindow
-    dimensions: list[str]
-    detections: list[Detection]
-    root_causes: list[RootCause]
-    anomalies: list[AnomalyRecord]
-    evidence: list[SegmentEvidence] = field(default_factory=list)
-    overall: SegmentEvidence | None = None
-    tests: int = 0
-
-    @property
-    def anomalous(self) -> bool:
-        """Whether anything was flagged."""
-        return bool(self.detections)
-
-    @property
-    def root_cause(self) -> list[Segment]:
-        """Root-cause segments in CONTRACT form."""
-        return [rc.segment for rc in self.root_causes]
-
-    def observation(self) -> Observation:
-        """The serialisable summary the graph state carries."""
-        return Observation(
-            baseline=self.baseline,
-            current=self.current,
-            dimensions=self.dimensions,
-            anomalous=self.anomalous,
-            anomalies=self.anomalies,
-            root_cause=self.root_cause,
-            root_causes=[
-                RootCauseDetail(
-                    segment=rc.segment,
-                    metric=rc.metric,
-                    effect=round(rc.effect, 6),
-                    excess=round(rc.excess, 2),
-                    explained_share=round(rc.explained_share, 4),
-                )
-                for rc in self.root_causes
-            ],
-            evidence=self.evidence,
-            overall=self.overall,
-            tests=self.tests,
-        )
-
-    def record(self) -> dict[str, object]:
-        """The observe part of a CONTRACT.md section 3 record."""
-        return self.observation().record()
 
 
 def parse_window(text: str, what: str) -> TimeWindow:
@@ -342,7 +288,7 @@ def observe(
     *,
     baseline: TimeWindow | None = None,
     current: TimeWindow | None = None,
-) -> ObserveResult:
+) -> Observation:
     """Segment metrics, anomaly detection and root-cause localization for two windows."""
     baseline, current = resolve_windows(dataset, baseline, current)
     dims = dataset.dimensions
@@ -375,13 +321,23 @@ def observe(
         )
         for d in kept
     ]
-    return ObserveResult(
+    return Observation(
         baseline=baseline,
         current=current,
         dimensions=list(dims),
-        detections=ordered,
-        root_causes=root_causes,
+        anomalous=bool(result.detections),
         anomalies=anomalies,
+        root_cause=[rc.segment for rc in root_causes],
+        root_causes=[
+            RootCauseDetail(
+                segment=rc.segment,
+                metric=rc.metric,
+                effect=round(rc.effect, 6),
+                excess=round(rc.excess, 2),
+                explained_share=round(rc.explained_share, 4),
+            )
+            for rc in root_causes
+        ],
         evidence=[by_key[rc.key] for rc in root_causes],
         overall=by_key[()],
         tests=result.tests,
