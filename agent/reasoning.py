@@ -1,7 +1,8 @@
 """The deterministic reasoner: classify the incident, rank remedies, pick one.
 
 It reads only evidence observe produced (where the root cause sits, which decline codes
-moved, the latency and 3DS signatures, how recent changes line up in time), asks the
+moved, the latency and 3DS signatures, how recent changes line up in time), asks each
+registered incident kind (tools/incidents/) whether that evidence is its own, asks the
 simulator what each plausible remedy would do and the learning store how such remedies
 went before, and drops remedies guard would refuse. A chat model, when configured, chooses
 among the same candidates; this reasoner is also its fallback.
@@ -10,10 +11,11 @@ among the same candidates; this reasoner is also its fallback.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
+from tools import incidents
 from tools.contract import (
     ActionName,
     Decision,
@@ -32,6 +34,7 @@ from tools.decline_codes import (
     never_retry,
 )
 from tools.guardrails import GuardInput, GuardLimits, evaluate
+from tools.incidents import CONFIDENCE, QUIET, Recognition, Signature
 from tools.learning import LearningContext
 from tools.observe import Observation, SegmentEvidence
 from tools.routes import SegmentSnapshot
@@ -63,26 +66,6 @@ RELAX_TTL_MIN = 60
 ROUTE_MIN_ATTEMPTS = 30
 
 Snapshotter = Callable[[Segment], SegmentSnapshot]
-
-
-@dataclass(frozen=True)
-class Signature:
-    """The evidence features classification reads, from the primary root cause."""
-
-    metric: str
-    dims: frozenset[str]
-    segment: Segment
-    drop: float  # success-rate drop, fraction
-    error_rise: float
-    technical: float  # share of the moved failure mass per code family
-    fraud: float
-    authentication: float
-    insufficient_funds: float
-    three_ds_failure_rise: float
-    latency_ratio_p95: float
-    latency_ratio_p99: float
-    moved_codes: tuple[str, ...]
-    suspect_changes: tuple[RecentChange, ...] = field(default=())
 
 
 @dataclass
@@ -157,25 +140,33 @@ def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
     )
 
 
-def _by_dimension(sig: Signature) -> tuple[IncidentKind, float]:
-    """The kind a technical failure pattern points to, by where it sits and how it fails.
+def rank_kinds(sig: Signature) -> list[tuple[IncidentKind, float]]:
+    """The registered kinds that recognise `sig`, most confident first.
 
-    On a processor: failures that are mostly gateway errors (timeouts, 5xx) are an outage,
-    issuer-style 91/96 declines a degradation; the root cause's width only sharpens the
-    confidence (an outage usually spans the processor, a degradation one slice of it).
+    A claim from what failed (a code family, a metric) always counts. A claim from where
+    the failure sits counts in full when the failures are technical, and otherwise only
+    when nothing else explains them, capped at `location_only`. Equal confidences keep a
+    claim from what failed ahead of one from where, then the registry's order. A close
+    runner-up means the evidence is mixed: it lowers the leader's confidence.
     """
-    if "processor" in sig.dims:
-        if sig.latency_ratio_p99 >= 3.0 and sig.drop < 0.15:
-            return "latency_spike", 0.85
-        errors_lead = sig.error_rise >= 0.6 * sig.drop
-        if errors_lead:
-            return "processor_outage", 0.95 if len(sig.dims) == 1 else 0.9
-        return "processor_degradation", 0.95 if len(sig.dims) > 1 else 0.85
-    if "issuer_country" in sig.dims:
-        return "issuer_outage", 0.93
-    if "card_network" in sig.dims:
-        return "network_incident", 0.93
-    return "network_incident", 0.55
+    claims = [
+        (kind.name, found)
+        for kind in incidents.kinds()
+        if kind.recognise is not None and (found := kind.recognise(sig)) is not None
+    ]
+    counted = [(n, r) for n, r in claims if not r.by_location or sig.technical_led]
+    if not counted:
+        counted = [
+            (n, Recognition(min(r.confidence, CONFIDENCE.location_only), by_location=True))
+            for n, r in claims
+        ]
+    counted.sort(key=lambda c: (-c[1].confidence, c[1].by_location))
+    ranked = [(name, found.confidence) for name, found in counted]
+    if len(ranked) > 1:
+        (lead_kind, lead), (_, runner_up) = ranked[0], ranked[1]
+        mixed = lead - CONFIDENCE.runner_up_weight * runner_up + CONFIDENCE.mixed_offset
+        ranked[0] = (lead_kind, round(max(CONFIDENCE.mixed_floor, mixed), 4))
+    return ranked
 
 
 def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothesis]:
@@ -183,15 +174,17 @@ def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothe
     if not obs.anomalous:
         return [
             IncidentHypothesis(
-                incident_kind="none", confidence=0.95, evidence=["no segment changed significantly"]
+                incident_kind=QUIET,
+                confidence=CONFIDENCE.quiet,
+                evidence=["no segment changed significantly"],
             )
         ]
     sig = signature(obs, context)
     if sig is None:
         return [
             IncidentHypothesis(
-                incident_kind="none",
-                confidence=0.5,
+                incident_kind=QUIET,
+                confidence=CONFIDENCE.unlocalized,
                 evidence=["anomalies flagged but none localized"],
             )
         ]
@@ -207,38 +200,10 @@ def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothe
             "recent change: "
             + ", ".join(f"{c.kind} {c.version or ''}".strip() for c in sig.suspect_changes)
         )
-    scored: list[tuple[IncidentKind, float]] = []
-    if sig.metric == "volume":
-        conf = 0.95 if sig.suspect_changes else 0.9
-        scored.append(("checkout_integration_break", conf))
-    elif sig.metric == "latency_p95":
-        scored.append(("latency_spike", 0.93 if "processor" in sig.dims else 0.75))
-        scored.append(_by_dimension(sig))
-    else:
-        if sig.fraud >= 0.5:
-            merchant = "merchant_id" in sig.dims
-            conf = 0.95 if merchant and sig.suspect_changes else 0.9 if merchant else 0.7
-            scored.append(("fraud_rule_misfire", conf))
-        if sig.authentication >= 0.4 or sig.three_ds_failure_rise >= 0.1:
-            scored.append(("three_ds_failure", 0.93))
-        if sig.insufficient_funds >= 0.5:
-            scored.append(("benign_shift", 0.93))
-        if sig.technical >= 0.4:
-            scored.append(_by_dimension(sig))
-        if not scored:
-            kind, conf = _by_dimension(sig)
-            scored.append((kind, min(conf, 0.6)))
-    best: dict[IncidentKind, float] = {}
-    for kind, conf in scored:
-        best[kind] = max(conf, best.get(kind, 0.0))
-    ranked = sorted(best.items(), key=lambda kv: -kv[1])
-    # Confidences are calibrated on the scenario library (`payops eval` reports ECE): the
-    # clean signatures are right about 19 times in 20. A close runner-up means the
-    # evidence is mixed: lower the leader's confidence.
-    if len(ranked) > 1:
-        lead_kind, lead_conf = ranked[0]
-        ranked[0] = (lead_kind, round(max(0.5, lead_conf - 0.5 * ranked[1][1] + 0.3), 4))
-    return [IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts) for k, c in ranked]
+    return [
+        IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts)
+        for k, c in rank_kinds(sig)
+    ]
 
 
 def _severity(obs: Observation) -> Severity:
@@ -278,7 +243,8 @@ def _candidate_decisions(
     ev: SegmentEvidence | None = obs.evidence[0] if obs.evidence else None
     out: list[Decision] = []
     where = format_segment(segment)
-    for action in PLAYBOOK[kind]:
+    # A kind no playbook answers gets no candidate: the reasoner then pages on-call.
+    for action in PLAYBOOK.get(kind, ()):
         if action == "no_action":
             reason = "no anomaly" if kind == "none" else f"{kind} at {where}: no remedy applies"
             out.append(Decision(action="no_action", params={"reason": reason}, confidence=0.5))
