@@ -13,7 +13,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agent import acting, reasoning
-from agent.context import Context
+from agent.context import Context, scenario_id_of
 from agent.model_reasoner import decide_with_model
 from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
 from tools.contract import Decision, ScenarioContext, Segment, Verdict, Violation
@@ -64,8 +64,7 @@ def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
     ctx = runtime.context
     ds = _dataset(state, ctx)
     result = observe(ds, ctx.config.observe, baseline=ctx.baseline, current=ctx.current)
-    scenario_id = ds.scenario.id if ds.scenario is not None else ds.source.name
-    return {"observation": result, "scenario_id": scenario_id}
+    return {"observation": result, "scenario_id": scenario_id_of(ds)}
 
 
 def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
