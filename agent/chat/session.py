@@ -28,8 +28,8 @@ from tools.contract import TimeWindow
 MessageHandler = Callable[[AnyMessage], None]
 
 
-class ChatError(Exception):
-    """A chat request that cannot proceed for a reason the user can fix."""
+class ChatError(ValueError):
+    """A chat request that cannot proceed for a reason the user can fix (exit code 2)."""
 
 
 def new_thread_id() -> str:

@@ -496,7 +496,7 @@ def answer_simulate(data: Data) -> str:
     )
     if est.get("interval"):
         lo, hi = est["interval"]
-        text += f"; 90% interval {_pct(lo)} to {_pct(hi)}"
+        text += f"; likely between {_pct(lo)} and {_pct(hi)}"
     text += f"). {est.get('note', '')}. Guard: {guard['status']} ({_guard_text(guard)})."
     text += " Nothing was executed."
     if guard["status"] != "blocked":
