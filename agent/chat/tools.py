@@ -56,6 +56,7 @@ from tools.metrics import (
     timeline,
 )
 from tools.observe import Observation, WindowSummary, code_shares
+from tools.root_cause import SPARED_LOG_ODDS
 from tools.simulator import simulate
 from tools.stats import rate_change_point
 
@@ -262,24 +263,34 @@ def _lost(m: SegmentMetrics) -> float:
     return round(model.excess(model.counts(m)), 1)
 
 
-def _affected(inv: Investigation, m: SegmentMetrics) -> bool:
-    """A significant and material success-rate drop (observe's thresholds, per segment)."""
+def _affected(inv: Investigation, m: SegmentMetrics, parent_drop: float) -> bool:
+    """Whether a segment carries the failing traffic, by observe's own tests.
+
+    Affected when its own success-rate drop is significant and material, or, inside a
+    parent whose drop is material, when its counts favour "hit as hard as the parent" over
+    "untouched" by the odds root-cause localization uses (5:1). Too few attempts to tell
+    either way is not affected.
+    """
     model, cfg = FailureModel(), inv.config
     c = model.counts(m)
-    return (
+    if (
         model.enough_sample(c, cfg.min_sample)
         and model.material(c, cfg)
         and model.p_value(c) <= cfg.fdr
-    )
+    ):
+        return True
+    if parent_drop * 100 < cfg.min_effect_pp:
+        return False
+    return model.spared_log_odds(c, parent_drop) <= -SPARED_LOG_ODDS
 
 
-def _segment_row(inv: Investigation, m: SegmentMetrics) -> dict[str, Any]:
+def _segment_row(inv: Investigation, m: SegmentMetrics, parent_drop: float) -> dict[str, Any]:
     return {
         "segment": m.segment,
         "attempts": {"baseline": m.baseline.attempts, "current": m.current.attempts},
         "success_rate": _rate(m.baseline.success_rate, m.current.success_rate),
         "approvals_lost": _lost(m),
-        "affected": _affected(inv, m),
+        "affected": _affected(inv, m, parent_drop),
     }
 
 
@@ -432,9 +443,10 @@ def drill_down(env: ToolEnv, args: DrillDownArgs) -> dict[str, Any]:
         return whole, list(breakdown(conn, dims, parent, [dim], cube=cube).values())
 
     whole, children = inv.with_cube(b, c, query)
+    drop = FailureModel().effect(FailureModel().counts(whole))
     rows = []
     for child in children:
-        row = _segment_row(inv, child)
+        row = _segment_row(inv, child, drop)
         row["value"] = child.segment[dim]
         rows.append(row)
     rows.sort(key=lambda r: (-r["approvals_lost"], -r["attempts"]["current"], r["value"]))
@@ -446,7 +458,7 @@ def drill_down(env: ToolEnv, args: DrillDownArgs) -> dict[str, Any]:
         "segment": parent,
         "dimension": dim,
         "windows": _windows_of(b, c),
-        "total": _segment_row(inv, whole),
+        "total": _segment_row(inv, whole, 0.0),
         "children": rows[:MAX_CHILDREN],
         "children_total": len(rows),
     }
