@@ -22,7 +22,9 @@ from agent.runner import memory_checkpointer
 Step = list[tuple[str, dict[str, Any]]] | str
 
 
-def session(data: Path, home: Path, model: BaseChatModel | None = None, **kwargs: Any) -> ChatSession:
+def session(
+    data: Path, home: Path, model: BaseChatModel | None = None, **kwargs: Any
+) -> ChatSession:
     """A chat session on `data` with its state in `home` and in-memory checkpoints."""
     ctx = ChatContext(state_dir=home, model=model)
     return ChatSession(ctx, memory_checkpointer(), data, **kwargs)

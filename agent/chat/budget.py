@@ -15,6 +15,7 @@ TRUNCATED_KEY = "truncated"
 NARROW_HINT = "narrow the query (a smaller segment, one dimension, a shorter window)"
 
 
+
 def dumps(data: Any) -> str:
     """Compact, deterministic JSON (no spaces, non-ASCII kept)."""
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=False)
@@ -33,8 +34,16 @@ def _lists(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...],
     return found
 
 
+# What is left of a result that does not fit even cut down; its length is the smallest
+# budget `fit` accepts.
+_CUT_WHOLE = dumps({TRUNCATED_KEY: {"omitted_items": {"(result)": 1}, "hint": NARROW_HINT}})
+MIN_BUDGET = len(_CUT_WHOLE)
+
+
 def fit(data: dict[str, Any], budget: int) -> str:
-    """`data` as compact JSON of at most `budget` characters, truncated with a marker."""
+    """`data` as compact JSON of at most `budget` (at least MIN_BUDGET) characters,
+    truncated with a marker."""
+    budget = max(budget, MIN_BUDGET)
     text = dumps(data)
     if len(text) <= budget:
         return text
@@ -51,13 +60,4 @@ def fit(data: dict[str, Any], budget: int) -> str:
         del longest[keep:]
         trimmed[TRUNCATED_KEY] = {"omitted_items": omitted, "hint": NARROW_HINT}
         text = dumps(trimmed)
-    if len(text) > budget:
-        return dumps(
-            {
-                TRUNCATED_KEY: {
-                    "omitted_items": {"(result)": 1},
-                    "hint": f"the result is larger than {budget} characters; {NARROW_HINT}",
-                }
-            }
-        )
-    return text
+    return text if len(text) <= budget else _CUT_WHOLE

@@ -178,7 +178,7 @@ _CLOCK = r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?"
 _SINCE = re.compile(r"\bsince\s+" + _CLOCK + r"(?![\d:])")
 _BETWEEN = re.compile(r"\b(?:between|from)\s+" + _CLOCK + r"\s*(?:and|to|-|until)\s*" + _CLOCK)
 _BASELINE = re.compile(r"\b(baseline|before the incident|usual(ly)?|normal(ly)?)\b")
-_TO_WORDS = ("to", "onto", "into", "towards", "toward", "on")
+_TO_WORDS = ("to", "onto", "into", "towards", "toward")
 _FROM_WORDS = ("from", "off", "away from", "out of")
 _DOMAIN_CODES = (
     TECHNICAL_CODES | SOFT_CODES | CATEGORY_1_CODES | CATEGORY_3_CODES | FRAUD_CODES
@@ -320,7 +320,9 @@ def _mentions(text: _Text, vocab: Vocabulary, named: list[str]) -> list[Mention]
     found: list[Mention] = []
     for dim, value in candidates:
         for m in text.find(_value_pattern(value)):
-            found.append(Mention(dim, value, m.start(), _role(text, m.start())))
+            # Only processors move traffic: "to acq_b" is a target, "on visa" is not.
+            role = _role(text, m.start()) if dim == "processor" else "plain"
+            found.append(Mention(dim, value, m.start(), role))
     found.sort(key=lambda m: m.start)
     return found
 
