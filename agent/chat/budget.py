@@ -15,7 +15,6 @@ TRUNCATED_KEY = "truncated"
 NARROW_HINT = "narrow the query (a smaller segment, one dimension, a shorter window)"
 
 
-
 def dumps(data: Any) -> str:
     """Compact, deterministic JSON (no spaces, non-ASCII kept)."""
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=False)

@@ -72,6 +72,12 @@ def _clock(ts: Any) -> str:
     return str(ts)[11:16] if isinstance(ts, str) and len(ts) >= 16 else _cell(ts)
 
 
+def _moves(moves: Any) -> str:
+    if not isinstance(moves, list):
+        return _cell(moves)
+    return ", ".join(f"{m.get('value')} {_pp(m.get('mix_pp'))}" for m in moves)
+
+
 Column = tuple[str, str, Callable[[Any], str]]
 # Per tool: (the list of records in its result, the columns to show).
 _TABLES: dict[str, tuple[str, list[Column]]] = {
@@ -128,12 +134,43 @@ _TABLES: dict[str, tuple[str, list[Column]]] = {
             ("dimension", "dimension", _cell),
             ("from mix", "mix_pp", _pp),
             ("from rates", "rate_pp", _pp),
-            ("largest mix moves", "largest_mix_moves", _cell),
+            ("largest mix moves", "largest_mix_moves", _moves),
         ],
     ),
-    "learning_history": ("rows", []),
-    "recent_changes": ("changes", []),
-    "recent_actions": ("executed_by_payops", []),
+    "learning_history": (
+        "rows",
+        [
+            ("kind", "incident_kind", _cell),
+            ("action", "action", _cell),
+            ("decisions", "decisions", _num),
+            ("executed", "executed", _num),
+            ("success rate", "success_rate", _pct),
+            ("mean improvement", "mean_improvement_pp", _pp),
+            ("ranking adjustment", "ranking_adjustment_pp", _pp),
+        ],
+    ),
+    "recent_changes": (
+        "changes",
+        [
+            ("at", "ts", _cell),
+            ("kind", "kind", _cell),
+            ("version", "version", _cell),
+            ("target", "target", _cell),
+            ("minutes before the current window", "minutes_before_current_window", _cell),
+        ],
+    ),
+    "recent_actions": (
+        "executed_by_payops",
+        [
+            ("claimed at", "claimed_at", _cell),
+            ("action", "action", _cell),
+            ("status", "status", _cell),
+            ("success rate", "outcome.before", _pct),
+            ("after", "outcome.after", _pct),
+            ("data", "scenario", _cell),
+            ("thread", "thread", _cell),
+        ],
+    ),
 }
 # Results that are one record: shown as metric / baseline / current rows.
 _WINDOW_PAIRS = ("compare_windows",)
@@ -174,9 +211,41 @@ def _pair_table(name: str, data: dict[str, Any]) -> Table:
     return table
 
 
+def _plain(value: Any) -> bool:
+    """A field shown on the summary line: a scalar, or a segment / window pair."""
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(v, str) for v in value.values())
+    return value is not None and not isinstance(value, list)
+
+
+def _decision_lines(data: dict[str, Any]) -> list[str]:
+    """simulate / propose_action: the decision, the estimate or outcome, guard's verdict."""
+    d = data.get("decision") or {}
+    lines = [f"{d.get('action')} {json.dumps(d.get('params', {}), ensure_ascii=False)}"]
+    effect = data.get("estimate") or data.get("outcome")
+    if isinstance(effect, dict) and "before" in effect:
+        lo, hi = effect.get("interval") or (effect["after"], effect["after"])
+        lines.append(
+            f"success rate {_pct(effect['before'])} -> {_pct(effect['after'])} "
+            f"({effect['improvement'] * 100:+.1f} pp, 90% interval {_pct(lo)}–{_pct(hi)})"
+        )
+    guard = data.get("guard")
+    if isinstance(guard, dict):
+        lines.append(f"guard: {guard.get('status')} (risk {guard.get('risk')})")
+        lines += [f"  ✗ {v['rule']}: {v['detail']}" for v in guard.get("violations", [])]
+        lines += [f"  ! {r}" for r in guard.get("reasons_for_approval", [])]
+    if "status" in data:
+        lines.append(f"status: {data['status']}")
+    return lines
+
+
 def render_result(console: Console, name: str, data: Any) -> None:
     """A tool's whole result: its records as a table, the other fields as one line."""
     if not isinstance(data, dict):
+        return
+    if name in ("simulate", "propose_action"):
+        for line in _decision_lines(data):
+            console.print(f"[dim]{safe(line)}[/dim]")
         return
     shown: set[str] = set()
     if name in _TABLES:
@@ -192,10 +261,7 @@ def render_result(console: Console, name: str, data: Any) -> None:
     lines = [
         f"[dim]{safe(key)}:[/dim] {safe(_cell(value))}"
         for key, value in data.items()
-        if key not in shown
-        and key != TRUNCATED_KEY
-        and value not in (None, [], {})
-        and not (isinstance(value, list) and value and isinstance(value[0], dict))
+        if key not in shown and key != TRUNCATED_KEY and _plain(value)
     ]
     if lines:
         console.print("  ".join(lines))

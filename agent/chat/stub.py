@@ -359,13 +359,16 @@ def answer_timeline(data: Data) -> str:
     return " ".join(parts)
 
 
-def answer_codes(data: Data) -> str:
-    """Failure codes, from decline_codes."""
-    codes = data["codes"]
+def answer_codes(data: Data, named: Sequence[str] = ()) -> str:
+    """Failure codes, from decline_codes; the codes the question named come first."""
     where = _seg(data["segment"])
-    if not codes:
+    if not data["codes"]:
         return f"{where} has no failures in either window."
+    codes = sorted(data["codes"], key=lambda c: c["code"] not in named)
+    missing = [c for c in named if c not in {row["code"] for row in codes}]
     lines = [f"Failure codes of {where}, share of attempts baseline -> current:"]
+    if missing:
+        lines.insert(0, f"{', '.join(missing)}: not among the top failure codes of {where}.")
     for c in codes[:SHOWN_ROWS]:
         lines.append(
             f"- {c['code']} ({c['class']}): {_pct(c['baseline_share'])} -> "
@@ -532,7 +535,7 @@ HELP = (
     "I answer from the loaded data with payops' tools. Try: 'what is wrong?', 'which "
     "processors are affected?', 'since when?', 'is it the processor or the issuers?', 'is it "
     "the mix?', 'which decline codes moved?', 'latency of acq_a', 'success rate of BR in the "
-    "last 30 minutes', 'recent changes', 'what did payops do?', 'explain the last decision', "
+    "last hour', 'recent changes', 'what did payops do?', 'explain the last decision', "
     "'what worked before?', 'what if we move half of it to acq_b?', 'do it'."
 )
 REFUSAL = (
@@ -818,7 +821,7 @@ _PLANS: dict[str, Any] = {
     "metrics": _metrics,
     "compare": _compare,
     "timeline": _timeline,
-    "codes": _segment_tool("decline_codes", answer_codes),
+    "codes": lambda t: _segment_tool("decline_codes", lambda d: answer_codes(d, t.parsed.codes))(t),
     "latency": _segment_tool("latency", answer_latency),
     "mix": _mix,
     "changes": lambda t: _single(
