@@ -123,6 +123,22 @@ def test_an_invented_figure_is_marked_unverified(outage: Path, tmp_path: Path) -
     assert turn.unverified == ["14:07", "12.3%"]
 
 
+def test_look_alike_names_are_refused_not_guessed(outage: Path, tmp_path: Path) -> None:
+    cyrillic = "\u0430cq_a"  # "аcq_a": a Cyrillic a
+    calls = [
+        ("compare_windows", {"segment": {"processor": cyrillic}}),
+        ("compare_windows", {"segment": {"PROCESSOR": "ACQ_A"}}),
+        ("simulate", {"action": "shift_traffic", "params": {
+            "segment": {"processor": "acq_b"}, "from_processor": "acq_b",
+            "to_processor": cyrillic, "percent": 20}}),
+    ]  # fmt: skip
+    turn = session(outage, tmp_path, ScriptedModel(script=[calls, "ok"])).ask("look-alikes")
+    look_alike, spelled, simulated = turn.tool_calls
+    assert look_alike.error and "no processor" in (look_alike.content or "")
+    assert spelled.data["segment"] == {"processor": "acq_a"}  # same name, other case
+    assert simulated.error and "no processor" in (simulated.content or "")
+
+
 def test_check_figures_accepts_what_a_tool_returned_in_any_printing() -> None:
     results = [json.dumps({"rate": 0.912345, "attempts": 3412, "lost": 123.4, "pp": -42.73,
                            "at": "2026-03-01T21:00:00Z", "code": "91"})]  # fmt: skip

@@ -26,6 +26,7 @@ from agent.state import Approval, ApprovalRequest
 from tools.contract import TimeWindow
 
 MessageHandler = Callable[[AnyMessage], None]
+MAX_QUESTION_CHARS = 4000
 
 
 class ChatError(ValueError):
@@ -221,6 +222,8 @@ class ChatSession:
         question = question.strip()
         if not question:
             raise ChatError("empty question")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise ChatError(f"a question is at most {MAX_QUESTION_CHARS} characters")
         waiting = self.pending()
         if waiting is not None:
             raise ChatError(

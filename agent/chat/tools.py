@@ -204,6 +204,21 @@ class ProposeActionArgs(ActionArgs):
 # Normalising arguments.
 
 
+KNOWN_SHOWN = 12
+
+
+def _value(inv: Investigation, dimension: str, value: str) -> str:
+    """The data's spelling of `value`; a value the data lacks is refused with what exists
+    (a look-alike such as a Cyrillic "а" is not the Latin "a")."""
+    vocab = inv.vocabulary()
+    found = vocab.canonical(dimension, value)
+    if found not in vocab.values.get(dimension, {}):
+        known = list(vocab.values.get(dimension, {}))
+        shown = ", ".join(known[:KNOWN_SHOWN]) + (", ..." if len(known) > KNOWN_SHOWN else "")
+        raise ToolInputError(f"no {dimension} {value!r} in the data; it has: {shown}")
+    return found
+
+
 def _segment(inv: Investigation, segment: Segment) -> Segment:
     vocab = inv.vocabulary()
     out: Segment = {}
@@ -214,7 +229,7 @@ def _segment(inv: Investigation, segment: Segment) -> Segment:
                 f"unknown dimension {dim!r}; the data's dimensions are "
                 f"{', '.join(vocab.dimensions)}"
             )
-        out[name] = vocab.canonical(name, str(value))
+        out[name] = _value(inv, name, str(value))
     return out
 
 
@@ -774,7 +789,7 @@ def _decision(env: ToolEnv, args: ActionArgs, obs: Observation, rationale: str) 
         params["segment"] = _segment(inv, params["segment"])
     for key in ("from_processor", "to_processor", "backup_processor"):
         if isinstance(params.get(key), str):
-            params[key] = inv.vocabulary().canonical("processor", params[key])
+            params[key] = _value(inv, "processor", params[key])
     # The proposal acts on the incident observe found: its confidence is the classifier's.
     confidence = classify(obs, inv.scenario_context)[0].confidence
     from agent.models import model_label

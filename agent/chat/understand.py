@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent.chat.context import Vocabulary
+from agent.chat.context import Vocabulary, fold
 from tools.decline_codes import (
     AUTHENTICATION_CODES,
     CATEGORY_1_CODES,
@@ -313,9 +313,16 @@ def _value_pattern(value: str) -> re.Pattern[str]:
 
 
 def _mentions(text: _Text, vocab: Vocabulary, named: list[str]) -> list[Mention]:
-    candidates: list[tuple[str, str]] = []
-    for dim in sorted(vocab.dimensions, key=lambda d: (d not in named, vocab.dimensions.index(d))):
-        candidates += [(dim, v) for v in vocab.values.get(dim, {}) if len(v.strip()) >= 2]
+    folded = fold(text.work)
+    # A cheap substring test first: a dimension may have many thousand values.
+    candidates = [
+        (dim, v)
+        for dim in sorted(
+            vocab.dimensions, key=lambda d: (d not in named, vocab.dimensions.index(d))
+        )
+        for v in vocab.values.get(dim, {})
+        if len(v.strip()) >= 2 and fold(v) in folded
+    ]
     candidates.sort(key=lambda dv: -len(dv[1]))
     found: list[Mention] = []
     for dim, value in candidates:
