@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
-from evals.harness import read_spec, write_text_atomic
+from agent.chat.formats import pct
+from evals.harness import read_json_model, read_spec, write_text_atomic
 from tools.contract import ScenarioSpec
 from tools.data import DataError
 
@@ -130,14 +131,7 @@ class CaseScore:
 
 def load_case(path: Path) -> ChatCase:
     """A conversation case; DataError names the file and field of a bad one."""
-    try:
-        return ChatCase.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise DataError(path, f"field {where}: {first['msg']}") from None
+    return read_json_model(path, ChatCase)
 
 
 def discover_cases(paths: Sequence[Path]) -> list[Path]:
@@ -161,10 +155,6 @@ def _scenario_folder(case: ChatCase, case_file: Path) -> Path:
     raise DataError(case_file, f"field scenario: no scenario folder {case.scenario!r}")
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
-
-
 def resolve_facts(facts: Sequence[str], spec: ScenarioSpec, results: dict[str, Any]) -> list[str]:
     """The text each fact stands for in this turn (see the module docstring)."""
     expected = spec.expected
@@ -182,14 +172,14 @@ def resolve_facts(facts: Sequence[str], spec: ScenarioSpec, results: dict[str, A
                 out.append("(the expected root cause was not found by find_anomalies)")
             else:
                 rate = match["success_rate"]
-                out += [_pct(rate["baseline"]), _pct(rate["current"])]
+                out += [pct(rate["baseline"]), pct(rate["current"])]
         elif fact == "$affected_processors":
             drill = results.get("drill_down:processor") or {}
             affected = [c for c in drill.get("children", []) if c["affected"]]
             if not affected:
                 out.append("(drill_down along processor found no affected processor)")
             for child in affected:
-                out += [child["value"], _pct(child["success_rate"]["current"])]
+                out += [child["value"], pct(child["success_rate"]["current"])]
         else:
             out.append(fact)
     return list(dict.fromkeys(out))

@@ -16,11 +16,10 @@ from agent.chat.render import render_message
 from agent.chat.repl import finish_turn, run_repl
 from agent.chat.session import ChatError, ChatSession, TurnResult
 from agent.models import STUB_SPEC, load_chat_model
+from agent.runner import NO_MODEL
 from agent.state import Approval
 from tools.config import PayopsConfig
 from tools.contract import TimeWindow
-
-NO_MODEL = frozenset({"none", "deterministic"})
 
 
 def chat_context(model: str | None, config: PayopsConfig) -> ChatContext:

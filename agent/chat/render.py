@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.chat.budget import TRUNCATED_KEY
+from agent.chat.formats import clock, count, pct, pp
 from agent.chat.session import TurnResult
 from agent.state import ApprovalRequest
 from tools.contract import format_segment
@@ -56,26 +57,10 @@ def _get(row: Any, path: str) -> Any:
     return row
 
 
-def _pct(x: Any) -> str:
-    return "–" if x is None else f"{x * 100:.1f}%"
-
-
-def _pp(x: Any) -> str:
-    return "–" if x is None else f"{x:+.1f} pp"
-
-
-def _num(x: Any) -> str:
-    return "–" if x is None else f"{x:,.0f}"
-
-
-def _clock(ts: Any) -> str:
-    return str(ts)[11:16] if isinstance(ts, str) and len(ts) >= 16 else _cell(ts)
-
-
 def _moves(moves: Any) -> str:
     if not isinstance(moves, list):
         return _cell(moves)
-    return ", ".join(f"{m.get('value')} {_pp(m.get('mix_pp'))}" for m in moves)
+    return ", ".join(f"{m.get('value')} {pp(m.get('mix_pp'))}" for m in moves)
 
 
 Column = tuple[str, str, Callable[[Any], str]]
@@ -86,35 +71,35 @@ _TABLES: dict[str, tuple[str, list[Column]]] = {
         [
             ("root cause", "segment", _cell),
             ("kind", "incident_kind", _cell),
-            ("success rate", "success_rate.baseline", _pct),
-            ("now", "success_rate.current", _pct),
-            ("change", "success_rate.change_pp", _pp),
-            ("attempts now", "attempts.current", _num),
-            ("excess", "excess.value", _num),
-            ("explains", "explained_share", _pct),
+            ("success rate", "success_rate.baseline", pct),
+            ("now", "success_rate.current", pct),
+            ("change", "success_rate.change_pp", pp),
+            ("attempts now", "attempts.current", count),
+            ("excess", "excess.value", count),
+            ("explains", "explained_share", pct),
         ],
     ),
     "drill_down": (
         "children",
         [
             ("value", "value", _cell),
-            ("success rate", "success_rate.baseline", _pct),
-            ("now", "success_rate.current", _pct),
-            ("change", "success_rate.change_pp", _pp),
-            ("attempts now", "attempts.current", _num),
-            ("approvals lost", "approvals_lost", _num),
-            ("share of lost", "share_of_lost", _pct),
+            ("success rate", "success_rate.baseline", pct),
+            ("now", "success_rate.current", pct),
+            ("change", "success_rate.change_pp", pp),
+            ("attempts now", "attempts.current", count),
+            ("approvals lost", "approvals_lost", count),
+            ("share of lost", "share_of_lost", pct),
             ("affected", "affected", _cell),
         ],
     ),
     "timeline": (
         "buckets",
         [
-            ("from", "start", _clock),
-            ("attempts", "attempts", _num),
-            ("success rate", "success_rate", _pct),
-            ("errors", "errors", _num),
-            ("share of traffic", "share_of_traffic", _pct),
+            ("from", "start", clock),
+            ("attempts", "attempts", count),
+            ("success rate", "success_rate", pct),
+            ("errors", "errors", count),
+            ("share of traffic", "share_of_traffic", pct),
         ],
     ),
     "decline_codes": (
@@ -122,18 +107,18 @@ _TABLES: dict[str, tuple[str, list[Column]]] = {
         [
             ("code", "code", _cell),
             ("class", "class", _cell),
-            ("baseline share", "baseline_share", _pct),
-            ("current share", "current_share", _pct),
-            ("change", "change_pp", _pp),
-            ("failures now", "current_count", _num),
+            ("baseline share", "baseline_share", pct),
+            ("current share", "current_share", pct),
+            ("change", "change_pp", pp),
+            ("failures now", "current_count", count),
         ],
     ),
     "mix_vs_rate": (
         "by_dimension",
         [
             ("dimension", "dimension", _cell),
-            ("from mix", "mix_pp", _pp),
-            ("from rates", "rate_pp", _pp),
+            ("from mix", "mix_pp", pp),
+            ("from rates", "rate_pp", pp),
             ("largest mix moves", "largest_mix_moves", _moves),
         ],
     ),
@@ -142,11 +127,11 @@ _TABLES: dict[str, tuple[str, list[Column]]] = {
         [
             ("kind", "incident_kind", _cell),
             ("action", "action", _cell),
-            ("decisions", "decisions", _num),
-            ("executed", "executed", _num),
-            ("success rate", "success_rate", _pct),
-            ("mean improvement", "mean_improvement_pp", _pp),
-            ("ranking adjustment", "ranking_adjustment_pp", _pp),
+            ("decisions", "decisions", count),
+            ("executed", "executed", count),
+            ("success rate", "success_rate", pct),
+            ("mean improvement", "mean_improvement_pp", pp),
+            ("ranking adjustment", "ranking_adjustment_pp", pp),
         ],
     ),
     "recent_changes": (
@@ -165,8 +150,8 @@ _TABLES: dict[str, tuple[str, list[Column]]] = {
             ("claimed at", "claimed_at", _cell),
             ("action", "action", _cell),
             ("status", "status", _cell),
-            ("success rate", "outcome.before", _pct),
-            ("after", "outcome.after", _pct),
+            ("success rate", "outcome.before", pct),
+            ("after", "outcome.after", pct),
             ("data", "scenario", _cell),
             ("thread", "thread", _cell),
         ],
@@ -206,7 +191,7 @@ def _pair_table(name: str, data: dict[str, Any]) -> Table:
         table.add_column(col)
     before, after = data.get("baseline", {}), data.get("current", {})
     for key, value in before.items():
-        fmt = _pct if key.endswith(("rate", "share")) else _num
+        fmt = pct if key.endswith(("rate", "share")) else count
         table.add_row(safe(key), fmt(value), fmt(after.get(key)))
     return table
 
@@ -226,8 +211,8 @@ def _decision_lines(data: dict[str, Any]) -> list[str]:
     if isinstance(effect, dict) and "before" in effect:
         lo, hi = effect.get("interval") or (effect["after"], effect["after"])
         lines.append(
-            f"success rate {_pct(effect['before'])} -> {_pct(effect['after'])} "
-            f"({effect['improvement'] * 100:+.1f} pp, 90% interval {_pct(lo)}–{_pct(hi)})"
+            f"success rate {pct(effect['before'])} -> {pct(effect['after'])} "
+            f"({effect['improvement'] * 100:+.1f} pp, 90% interval {pct(lo)}–{pct(hi)})"
         )
     guard = data.get("guard")
     if isinstance(guard, dict):

@@ -27,6 +27,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCa
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from agent.chat.context import Vocabulary
+from agent.chat.formats import clock, count, pct, pp
 from agent.chat.understand import Parsed, parse
 from agent.models import StubChatModel
 from tools.contract import INCIDENT_KINDS, Segment, format_segment
@@ -142,25 +143,8 @@ def split_turn(
 # Formatting: figures exactly as the tools gave them.
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
-
-
-def _pp(x: float) -> str:
-    return f"{x:+.1f} pp"
-
-
-def _n(x: float) -> str:
-    return f"{x:,.0f}"
-
-
 def _seg(s: Segment) -> str:
     return format_segment(s)
-
-
-def _clock(ts: str) -> str:
-    """`2026-03-01T10:15:00Z` -> `10:15` (the tools' timestamps are UTC)."""
-    return ts[11:16] if len(ts) >= 16 else ts
 
 
 def _kind_words(kind: str) -> str:
@@ -173,8 +157,7 @@ def _article(words: str) -> str:
 
 def _rate_move(rate: Data) -> str:
     return (
-        f"success rate {_pct(rate['baseline'])} -> {_pct(rate['current'])} "
-        f"({_pp(rate['change_pp'])})"
+        f"success rate {pct(rate['baseline'])} -> {pct(rate['current'])} ({pp(rate['change_pp'])})"
     )
 
 
@@ -202,25 +185,25 @@ def answer_overview(data: Data) -> str:
         line = (
             f"{head}: {_seg(inc['segment'])}, {_article(words)} {words} "
             f"(incident kind {inc['incident_kind']}, confidence {inc['confidence']:.2f}). "
-            f"Its {_rate_move(inc['success_rate'])}, on {_n(att['current'])} attempts in the "
-            f"current window ({_n(att['baseline'])} in the baseline)."
+            f"Its {_rate_move(inc['success_rate'])}, on {count(att['current'])} attempts in the "
+            f"current window ({count(att['baseline'])} in the baseline)."
         )
         if i == 0:
             excess = inc["excess"]
             line += (
-                f" Found on {inc['metric']}: {_n(excess['value'])} {excess['of']}, "
+                f" Found on {inc['metric']}: {count(excess['value'])} {excess['of']}, "
                 f"{inc['explained_share'] * 100:.0f}% of the change explained."
             )
             err = inc["error_rate"]
             if abs(err["change_pp"]) >= 1:
-                line += f" Error rate {_pct(err['baseline'])} -> {_pct(err['current'])}."
+                line += f" Error rate {pct(err['baseline'])} -> {pct(err['current'])}."
             lat = inc["latency_p95_ms"]
-            line += f" p95 latency {_n(lat['baseline'])} -> {_n(lat['current'])} ms."
+            line += f" p95 latency {count(lat['baseline'])} -> {count(lat['current'])} ms."
             codes = inc.get("codes_moved") or []
             if codes:
                 moved = ", ".join(
-                    f"{c['code']} ({c['class']}) {_pct(c['baseline_share'])} -> "
-                    f"{_pct(c['current_share'])}"
+                    f"{c['code']} ({c['class']}) {pct(c['baseline_share'])} -> "
+                    f"{pct(c['current_share'])}"
                     for c in codes[:3]
                 )
                 line += f" Codes that moved: {moved}."
@@ -234,11 +217,11 @@ def _child_line(row: Data) -> str:
     rate = row["success_rate"]
     flag = "affected" if row["affected"] else "not affected"
     text = (
-        f"- {row['value'] or '(empty)'}: {_pct(rate['current'])} (was {_pct(rate['baseline'])}), "
-        f"{_n(row['attempts']['current'])} attempts, "
+        f"- {row['value'] or '(empty)'}: {pct(rate['current'])} (was {pct(rate['baseline'])}), "
+        f"{count(row['attempts']['current'])} attempts, "
     )
     lost = row["approvals_lost"]
-    text += f"{_n(lost)} approvals lost" if lost >= 0.5 else "no approvals lost"
+    text += f"{count(lost)} approvals lost" if lost >= 0.5 else "no approvals lost"
     if row["share_of_lost"] > 0:
         text += f" ({row['share_of_lost'] * 100:.0f}% of the losses)"
     return text + f", {flag}"
@@ -300,11 +283,11 @@ def answer_metrics(data: Data) -> str:
     """One segment in one window, from segment_metrics."""
     m = data["metrics"]
     return (
-        f"{_seg(data['segment'])} in {data['window']}: {_n(m['attempts'])} attempts "
-        f"({data['attempts_per_minute']:.2f}/min), success rate {_pct(m['success_rate'])}, "
-        f"error rate {_pct(m['error_rate'])}, p50/p95/p99 latency {_n(m['latency_p50'])}/"
-        f"{_n(m['latency_p95'])}/{_n(m['latency_p99'])} ms, 3DS challenge rate "
-        f"{_pct(m['challenge_rate'])}."
+        f"{_seg(data['segment'])} in {data['window']}: {count(m['attempts'])} attempts "
+        f"({data['attempts_per_minute']:.2f}/min), success rate {pct(m['success_rate'])}, "
+        f"error rate {pct(m['error_rate'])}, p50/p95/p99 latency {count(m['latency_p50'])}/"
+        f"{count(m['latency_p95'])}/{count(m['latency_p99'])} ms, 3DS challenge rate "
+        f"{pct(m['challenge_rate'])}."
     )
 
 
@@ -313,12 +296,12 @@ def answer_compare(data: Data) -> str:
     b, c, ch = data["baseline"], data["current"], data["change"]
     apm = ch["attempts_per_minute"]
     return (
-        f"{_seg(data['segment'])}: success rate {_pct(b['success_rate'])} -> "
-        f"{_pct(c['success_rate'])} ({_pp(ch['success_rate_pp'])}, p-value "
-        f"{data['success_rate_drop_p_value']:.2g}), error rate {_pct(b['error_rate'])} -> "
-        f"{_pct(c['error_rate'])}, p95 latency {_n(b['latency_p95'])} -> "
-        f"{_n(c['latency_p95'])} ms, attempts per minute {apm['baseline']:.2f} -> "
-        f"{apm['current']:.2f}, {_n(data['approvals_lost'])} approvals lost. Windows: "
+        f"{_seg(data['segment'])}: success rate {pct(b['success_rate'])} -> "
+        f"{pct(c['success_rate'])} ({pp(ch['success_rate_pp'])}, p-value "
+        f"{data['success_rate_drop_p_value']:.2g}), error rate {pct(b['error_rate'])} -> "
+        f"{pct(c['error_rate'])}, p95 latency {count(b['latency_p95'])} -> "
+        f"{count(c['latency_p95'])} ms, attempts per minute {apm['baseline']:.2f} -> "
+        f"{apm['current']:.2f}, {count(data['approvals_lost'])} approvals lost. Windows: "
         f"baseline {data['windows']['baseline']}, current {data['windows']['current']}."
     )
 
@@ -334,26 +317,26 @@ def answer_timeline(data: Data) -> str:
     onset = data.get("success_rate_onset")
     if onset:
         parts.append(
-            f"{where}'s success rate dropped from {onset['start']} ({_clock(onset['start'])} "
-            f"UTC): {_pct(onset['before'])} before, {_pct(onset['after'])} since."
+            f"{where}'s success rate dropped from {onset['start']} ({clock(onset['start'])} "
+            f"UTC): {pct(onset['before'])} before, {pct(onset['after'])} since."
         )
     else:
         low = min(buckets, key=lambda b: b["success_rate"])
         high = max(buckets, key=lambda b: b["success_rate"])
         parts.append(
             f"No lasting drop in {where}'s success rate in {data['window']}: between "
-            f"{_pct(low['success_rate'])} and {_pct(high['success_rate'])} per {minutes}-minute "
+            f"{pct(low['success_rate'])} and {pct(high['success_rate'])} per {minutes}-minute "
             "bucket."
         )
     volume = data.get("volume_onset")
     if volume:
         parts.append(
-            f"Its share of all traffic fell from {volume['start']} ({_clock(volume['start'])} "
-            f"UTC): {_pct(volume['share_before'])} before, {_pct(volume['share_after'])} since."
+            f"Its share of all traffic fell from {volume['start']} ({clock(volume['start'])} "
+            f"UTC): {pct(volume['share_before'])} before, {pct(volume['share_after'])} since."
         )
     last = buckets[-3:]
     recent = ", ".join(
-        f"{_clock(b['start'])} {_pct(b['success_rate'])} on {_n(b['attempts'])}" for b in last
+        f"{clock(b['start'])} {pct(b['success_rate'])} on {count(b['attempts'])}" for b in last
     )
     parts.append(f"Last {minutes}-minute buckets: {recent}.")
     return " ".join(parts)
@@ -371,8 +354,8 @@ def answer_codes(data: Data, named: Sequence[str] = ()) -> str:
         lines.insert(0, f"{', '.join(missing)}: not among the top failure codes of {where}.")
     for c in codes[:SHOWN_ROWS]:
         lines.append(
-            f"- {c['code']} ({c['class']}): {_pct(c['baseline_share'])} -> "
-            f"{_pct(c['current_share'])} ({_pp(c['change_pp'])}), {_n(c['current_count'])} now"
+            f"- {c['code']} ({c['class']}): {pct(c['baseline_share'])} -> "
+            f"{pct(c['current_share'])} ({pp(c['change_pp'])}), {count(c['current_count'])} now"
         )
     rising = [c for c in codes if c["change_pp"] >= 0.5]
     if rising:
@@ -387,7 +370,7 @@ def answer_latency(data: Data) -> str:
     for q in ("p50", "p95", "p99"):
         v = data[q]
         ratio = f", x{v['ratio']:.2f}" if v.get("ratio") is not None else ""
-        parts.append(f"{q} {_n(v['baseline_ms'])} -> {_n(v['current_ms'])} ms{ratio}")
+        parts.append(f"{q} {count(v['baseline_ms'])} -> {count(v['current_ms'])} ms{ratio}")
     return f"{_seg(data['segment'])} latency: " + "; ".join(parts) + "."
 
 
@@ -401,11 +384,11 @@ def answer_mix(data: Data) -> str:
         return text + " There is no dimension left to split it along."
     top = rows[0]
     text += (
-        f" Traffic mix explains at most {_pp(top['mix_pp'])} of it (along {top['dimension']}); "
-        f"rates within {top['dimension']} values explain {_pp(top['rate_pp'])}."
+        f" Traffic mix explains at most {pp(top['mix_pp'])} of it (along {top['dimension']}); "
+        f"rates within {top['dimension']} values explain {pp(top['rate_pp'])}."
     )
     if abs(top["mix_pp"]) > abs(top["rate_pp"]):
-        moves = ", ".join(f"{m['value']} {_pp(m['mix_pp'])}" for m in top["largest_mix_moves"])
+        moves = ", ".join(f"{m['value']} {pp(m['mix_pp'])}" for m in top["largest_mix_moves"])
         return text + f" It is the mix: {moves}."
     return text + " It is the rates, not the mix."
 
@@ -440,7 +423,7 @@ def answer_actions(data: Data) -> str:
             out = e.get("outcome") or {}
             effect = ""
             if "before" in out and "after" in out:
-                effect = f", success rate {_pct(out['before'])} -> {_pct(out['after'])}"
+                effect = f", success rate {pct(out['before'])} -> {pct(out['after'])}"
             lines.append(
                 f"- {e['action']} on {e['scenario']} ({e['status']}, {e['claimed_at']}{effect})"
             )
@@ -473,8 +456,8 @@ def answer_learning(data: Data) -> str:
         return "The learning store has no outcome for that yet."
     lines = ["Past outcomes (decisions, executed, success rate, mean improvement):"]
     for r in rows[:SHOWN_ROWS]:
-        rate = "-" if r["success_rate"] is None else _pct(r["success_rate"])
-        mean = "-" if r["mean_improvement_pp"] is None else _pp(r["mean_improvement_pp"])
+        rate = "-" if r["success_rate"] is None else pct(r["success_rate"])
+        mean = "-" if r["mean_improvement_pp"] is None else pp(r["mean_improvement_pp"])
         lines.append(
             f"- {r['incident_kind']} / {r['action']}: {r['decisions']}, {r['executed']}, "
             f"{rate}, {mean}"
@@ -494,12 +477,12 @@ def answer_simulate(data: Data) -> str:
     where = _seg(d["params"].get("segment") or {})
     text = (
         f"Dry run of {d['action']} {json.dumps(d['params'], ensure_ascii=False)}: "
-        f"success rate of {where} {_pct(est['before'])} -> {_pct(est['after'])} "
+        f"success rate of {where} {pct(est['before'])} -> {pct(est['after'])} "
         f"({est['improvement'] * 100:+.1f} pp"
     )
     if est.get("interval"):
         lo, hi = est["interval"]
-        text += f"; likely between {_pct(lo)} and {_pct(hi)}"
+        text += f"; likely between {pct(lo)} and {pct(hi)}"
     text += f"). {est.get('note', '')}. Guard: {guard['status']} ({_guard_text(guard)})."
     text += " Nothing was executed."
     if guard["status"] != "blocked":
@@ -520,7 +503,7 @@ def answer_proposal(data: Data) -> str:
     effect = ""
     if out:
         effect = (
-            f": success rate {_pct(out['before'])} -> {_pct(out['after'])} "
+            f": success rate {pct(out['before'])} -> {pct(out['after'])} "
             f"({out['improvement'] * 100:+.1f} pp, simulated)"
         )
     if status == "already_executed":

@@ -81,7 +81,8 @@ class ToolEnv:
     thread_id: str
 
 
-def _pct(x: float) -> float:
+def _in_pp(x: float) -> float:
+    """A difference of rates (fractions) in percentage points, as results carry it."""
     return round(x * 100, 2)
 
 
@@ -265,7 +266,7 @@ def _pair(inv: Investigation, baseline: str | None, current: str | None) -> tupl
 
 
 def _rate(before: float, after: float) -> dict[str, float]:
-    return {"baseline": _r(before), "current": _r(after), "change_pp": _pct(after - before)}
+    return {"baseline": _r(before), "current": _r(after), "change_pp": _in_pp(after - before)}
 
 
 def _summary(w: WindowStats) -> dict[str, Any]:
@@ -356,7 +357,7 @@ def _incidents(inv: Investigation, obs: Observation) -> list[dict[str, Any]]:
                         "class": code_class(s.code),
                         "baseline_share": s.baseline_share,
                         "current_share": s.current_share,
-                        "change_pp": _pct(s.current_share - s.baseline_share),
+                        "change_pp": _in_pp(s.current_share - s.baseline_share),
                     }
                     for s in ev.code_shifts
                 ],
@@ -430,8 +431,8 @@ def compare_windows(env: ToolEnv, args: TwoWindowArgs) -> dict[str, Any]:
         "baseline": _summary(m.baseline),
         "current": _summary(m.current),
         "change": {
-            "success_rate_pp": _pct(m.current.success_rate - m.baseline.success_rate),
-            "error_rate_pp": _pct(m.current.error_rate - m.baseline.error_rate),
+            "success_rate_pp": _in_pp(m.current.success_rate - m.baseline.success_rate),
+            "error_rate_pp": _in_pp(m.current.error_rate - m.baseline.error_rate),
             "latency_p95_ms": round(m.current.latency_p95 - m.baseline.latency_p95, 1),
             "attempts_per_minute": {
                 "baseline": round(m.baseline.attempts / b.minutes, 2),
@@ -579,7 +580,7 @@ def decline_codes(env: ToolEnv, args: TwoWindowArgs) -> dict[str, Any]:
                 "class": code_class(s.code),
                 "baseline_share": s.baseline_share,
                 "current_share": s.current_share,
-                "change_pp": _pct(s.current_share - s.baseline_share),
+                "change_pp": _in_pp(s.current_share - s.baseline_share),
                 "baseline_count": s.baseline_count,
                 "current_count": s.current_count,
             }
@@ -634,10 +635,10 @@ def mix_vs_rate(env: ToolEnv, args: MixVsRateArgs) -> dict[str, Any]:
         rows.append(
             {
                 "dimension": dim,
-                "mix_pp": _pct(split.mix),
-                "rate_pp": _pct(split.rate),
+                "mix_pp": _in_pp(split.mix),
+                "rate_pp": _in_pp(split.rate),
                 "largest_mix_moves": [
-                    {"value": dict(k)[dim], "mix_pp": _pct(mix), "rate_pp": _pct(rate)}
+                    {"value": dict(k)[dim], "mix_pp": _in_pp(mix), "rate_pp": _in_pp(rate)}
                     for k, mix, rate in top
                 ],
             }
@@ -765,8 +766,8 @@ def learning_history(env: ToolEnv, args: LearningHistoryArgs) -> dict[str, Any]:
                 "success_rate": s.success_rate,
                 "mean_improvement_pp": None
                 if s.mean_improvement is None
-                else _pct(s.mean_improvement),
-                "ranking_adjustment_pp": _pct(
+                else _in_pp(s.mean_improvement),
+                "ranking_adjustment_pp": _in_pp(
                     learned.adjustment(str(s.incident_kind), str(s.action))
                 ),
             }
