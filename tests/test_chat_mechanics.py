@@ -195,6 +195,15 @@ def test_a_thread_continues_in_a_new_process(outage: Path, tmp_path: Path) -> No
     assert f"- {affected[0]['value']}:" in turn["answer"]
 
 
+def test_a_loop_run_is_not_a_conversation(outage: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    run = payops(home, "run", str(outage), "--json")
+    assert run.returncode == 0, run.stderr
+    thread = json.loads(run.stdout)["thread_id"]
+    chat = payops(home, "chat", str(outage), "--once", "what is wrong?", "--thread", thread)
+    assert chat.returncode == 2 and "is a payops run, not a conversation" in chat.stderr
+
+
 def test_a_chat_proposal_is_approved_from_another_process(outage: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     asked = payops(

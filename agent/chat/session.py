@@ -157,9 +157,9 @@ class ChatSession:
         cls, ctx: ChatContext, checkpointer: BaseCheckpointSaver[Any], thread_id: str
     ) -> ChatSession:
         """The session of an existing chat thread, on the data the thread is about."""
-        state = compile_chat_graph(checkpointer).get_state(_config(thread_id))
-        if not state.values or "messages" not in state.values:
+        if not is_chat_thread(checkpointer, thread_id):
             raise ChatError(f"no chat thread {thread_id!r} in {ctx.state_dir}")
+        state = compile_chat_graph(checkpointer).get_state(_config(thread_id))
         data = ChatState.model_validate({k: v for k, v in state.values.items() if k != "messages"})
         return cls(
             ctx,
@@ -184,6 +184,8 @@ class ChatSession:
     def _check_thread_data(self) -> None:
         values = self.graph.get_state(self.config).values
         source = values.get("source") if values else None
+        if source and not values.get("messages"):
+            raise ChatError(f"thread {self.thread_id} is a payops run, not a conversation")
         if source and source != self.data.source:
             raise ChatError(
                 f"thread {self.thread_id} is about {source}, not {self.data.source}; "
@@ -301,5 +303,7 @@ def _config(thread_id: str) -> RunnableConfig:
 
 def is_chat_thread(checkpointer: BaseCheckpointSaver[Any], thread_id: str) -> bool:
     """Whether `thread_id` is a chat conversation (rather than a loop run)."""
+    # The chat state has default values, so a loop thread read as a chat one shows an
+    # empty conversation: a chat thread is one with messages.
     values = compile_chat_graph(checkpointer).get_state(_config(thread_id)).values
-    return bool(values) and "messages" in values
+    return bool(values and values.get("messages"))
