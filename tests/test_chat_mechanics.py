@@ -116,6 +116,24 @@ def test_a_slow_model_is_cut_off_at_the_deadline(outage: Path, tmp_path: Path) -
     assert ledger_rows(tmp_path) == []
 
 
+def test_a_model_without_tools_or_that_fails_ends_the_turn_plainly(
+    outage: Path, tmp_path: Path
+) -> None:
+    class NoTools(ScriptedModel):
+        def bind_tools(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError
+
+    turn = session(outage, tmp_path, NoTools(script=["hi"])).ask("what is wrong?")
+    assert turn.stopped == "model_error" and "cannot call tools" in (turn.answer or "")
+
+    class Broken(ScriptedModel):
+        def _generate(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("provider exploded")
+
+    turn = session(outage, tmp_path, Broken(script=["hi"])).ask("what is wrong?")
+    assert turn.stopped == "model_error" and "RuntimeError" in (turn.answer or "")
+
+
 def test_an_invented_figure_is_marked_unverified(outage: Path, tmp_path: Path) -> None:
     call = ("compare_windows", {"segment": {"processor": "acq_a"}})
     chat = session(outage, tmp_path, ScriptedModel(script=[[call], "acq_a fell to 12.3% at 14:07"]))

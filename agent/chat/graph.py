@@ -72,7 +72,13 @@ def call_model(
 ) -> AIMessage:
     """One model call with the chat's tools bound, retried on transient errors, within a
     deadline. A failure or a timeout becomes an answer saying so (nothing is executed)."""
-    bound = model.bind_tools(langchain_tools())
+    try:
+        bound = model.bind_tools(langchain_tools())
+    except NotImplementedError:
+        return _note(
+            "This model cannot call tools, which chat needs; nothing was done.",
+            stopped="model_error",
+        )
     retrying = Retrying(
         stop=stop_after_attempt(3) | stop_after_delay(deadline_s),
         wait=wait_exponential(multiplier=0.5, min=0.5, max=4.0),

@@ -26,6 +26,8 @@ from tools.contract import format_segment
 # bidirectional overrides that can make a line read differently from what it holds.
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_TABLE_ROWS = 12
+# A model's answer is shown up to this length (the whole one is in --json).
+MAX_ANSWER_CHARS = 8000
 
 
 def safe(text: object) -> str:
@@ -289,7 +291,10 @@ def render_answer(console: Console, turn: TurnResult) -> None:
     """The answer, marked when a figure in it came from no tool result."""
     if turn.answer is None:
         return
-    console.print(safe(turn.answer))
+    answer = turn.answer
+    if len(answer) > MAX_ANSWER_CHARS:
+        answer = answer[:MAX_ANSWER_CHARS] + f" … (cut at {MAX_ANSWER_CHARS:,} characters)"
+    console.print(safe(answer))
     if turn.unverified:
         console.print(
             "[bold yellow]unverified:[/bold yellow] no tool result of this turn contains "
