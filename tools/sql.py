@@ -90,6 +90,10 @@ ORDER BY bucket
 """
 
 
+# Whether this connection holds a temporary table (a leaf cube it built). Bind $name.
+TEMP_TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = $name"
+
+
 def dimension_values(table: str, dimensions: list[str]) -> str:
     """Attempts per value of each dimension, one grouping set per dimension (one scan).
 

@@ -1,10 +1,10 @@
 """What chat turns share within a process: the loaded data, its windows and cached work.
 
 An `Investigation` is one dataset seen through one pair of windows. It computes observe's
-findings once, and keeps each leaf cube on a DuckDB connection of its own: observe and the
-cube use fixed temporary-table names, temporary tables belong to a connection, and
-`ToolNode` runs the tool calls of one model message in parallel threads, so no two calls may
-share one. Every other query runs on a fresh cursor (`Investigation.cursor`).
+findings once, and keeps each pair of windows' leaf cube on a DuckDB connection of its own:
+observe and the cube use fixed temporary-table names, temporary tables belong to a
+connection, and `ToolNode` runs the tool calls of one model message in parallel threads, so
+no two calls may share one. Every other query runs on a fresh cursor (`Investigation.cursor`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agent.context import Context, scenario_id_of
+from tools import sql
 from tools.config import ObserveConfig
 from tools.contract import ScenarioContext, Segment, TimeWindow
 from tools.data import Dataset
 from tools.metrics import build_leaf_cube, dimension_values
+from tools.observe import CUBE as OBSERVE_CUBE
 from tools.observe import Observation, observe, resolve_windows
 from tools.routes import SegmentSnapshot, snapshot
 
@@ -89,6 +91,20 @@ class Vocabulary:
         return next((d for d in self.values if fold(d) == folded), None)
 
 
+@dataclass
+class _CubeSlot:
+    """One pair of windows: its connection, the lock its queries take, its cube's name."""
+
+    conn: duckdb.DuckDBPyConnection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cube: str | None = None
+
+
+def _has_cube(conn: duckdb.DuckDBPyConnection, cube: str) -> bool:
+    found = conn.execute(sql.TEMP_TABLE_EXISTS, {"name": f"{cube}_counts"}).fetchone()
+    return bool(found and found[0])
+
+
 class Investigation:
     """One dataset and its default windows; observations and cubes computed once."""
 
@@ -109,8 +125,7 @@ class Investigation:
         )
         self._lock = threading.Lock()
         self._observations: dict[WindowKey, Observation] = {}
-        self._observe_locks: dict[WindowKey, threading.Lock] = {}
-        self._cubes: dict[WindowKey, tuple[duckdb.DuckDBPyConnection, threading.Lock]] = {}
+        self._cubes: dict[WindowKey, _CubeSlot] = {}
         self._vocabulary: Vocabulary | None = None
 
     @contextmanager
@@ -122,22 +137,31 @@ class Investigation:
         finally:
             conn.close()
 
-    def _key_lock(self, locks: dict[WindowKey, threading.Lock], key: WindowKey) -> threading.Lock:
+    def _cube_slot(self, key: WindowKey) -> _CubeSlot:
         with self._lock:
-            return locks.setdefault(key, threading.Lock())
+            if key not in self._cubes:
+                self._cubes[key] = _CubeSlot(self.dataset.conn.cursor())
+            return self._cubes[key]
 
     def observation(
         self, baseline: TimeWindow | None = None, current: TimeWindow | None = None
     ) -> Observation:
-        """observe's findings for the windows (default: the investigation's), computed once."""
+        """observe's findings for the windows (default: the investigation's), computed once.
+
+        observe runs on the connection that keeps the windows' cube, so the leaf cube it
+        builds serves the drill-downs that follow without a second scan.
+        """
         baseline, current = baseline or self.baseline, current or self.current
         key = _window_key(baseline, current)
-        with self._key_lock(self._observe_locks, key):
+        slot = self._cube_slot(key)
+        with slot.lock:
             if key not in self._observations:
-                with self.cursor() as ds:
-                    self._observations[key] = observe(
-                        ds, self.config, baseline=baseline, current=current
-                    )
+                ds = replace(self.dataset, conn=slot.conn)
+                self._observations[key] = observe(
+                    ds, self.config, baseline=baseline, current=current
+                )
+                if slot.cube is None and _has_cube(slot.conn, OBSERVE_CUBE):
+                    slot.cube = OBSERVE_CUBE
             return self._observations[key]
 
     def with_cube(
@@ -148,25 +172,18 @@ class Investigation:
     ) -> T:
         """Run `query(connection, cube_name)` on the leaf cube of the two windows.
 
-        The cube is built on first use and kept on its own connection; queries on one cube
-        take turns.
+        The cube is observe's when observe ran on these windows, else built on first use;
+        it stays on its own connection, and queries on one cube take turns.
         """
-        key = _window_key(baseline, current)
-        with self._lock:
-            if key not in self._cubes:
-                self._cubes[key] = (self.dataset.conn.cursor(), threading.Lock())
-            conn, lock = self._cubes[key]
-        with lock:
-            built = conn.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = $name",
-                {"name": f"{CHAT_CUBE}_counts"},
-            ).fetchone()
-            if not built or not built[0]:
+        slot = self._cube_slot(_window_key(baseline, current))
+        with slot.lock:
+            if slot.cube is None:
                 build_leaf_cube(
-                    conn, self.dataset.table, self.dataset.dimensions, baseline, current,
+                    slot.conn, self.dataset.table, self.dataset.dimensions, baseline, current,
                     cube=CHAT_CUBE,
                 )  # fmt: skip
-            return query(conn, CHAT_CUBE)
+                slot.cube = CHAT_CUBE
+            return query(slot.conn, slot.cube)
 
     def snapshot(self, segment: Segment) -> SegmentSnapshot:
         """The segment and its routes over the default windows (what guard and act read)."""
@@ -192,8 +209,8 @@ class Investigation:
     def close(self) -> None:
         """Close the cube connections."""
         with self._lock:
-            for conn, _ in self._cubes.values():
-                conn.close()
+            for slot in self._cubes.values():
+                slot.conn.close()
             self._cubes.clear()
 
 
