@@ -1,4 +1,4 @@
-"""The `payops` command line: run, approve/reject, observe, generate, eval and learn.
+"""The `payops` command line: run, approve/reject, chat, observe, generate, eval and learn.
 
 Heavy modules (LangGraph, DuckDB) are imported inside the commands that need them, so
 `payops --help` is instant and `payops run` pays only for what it uses. Every error a user
@@ -351,15 +351,22 @@ def _resume(
     thread: str, approved: bool, reason: str, by: str, as_json: bool, model: str | None
 ) -> None:
     with user_errors():
+        from agent.chat.command import answer_thread, chat_context
+        from agent.chat.session import is_chat_thread
         from agent.runner import resume_run, sqlite_checkpointer
         from agent.state import Approval
 
         ctx = _context(model, None, None)
         on_update = None if as_json else (lambda n, u: _render_update(n, u, thread))
+        approval = Approval(approved=approved, by=by, reason=reason)
         with sqlite_checkpointer(ctx.state_dir) as saver:
+            if is_chat_thread(saver, thread):
+                chat = chat_context(model, ctx.config)
+                answer_thread(saver, chat, out, thread, approval, as_json=as_json)
+                return
             result = resume_run(
                 thread,
-                Approval(approved=approved, by=by, reason=reason),
+                approval,
                 ctx,
                 saver,
                 on_update=on_update,
@@ -387,6 +394,51 @@ def reject(
 ) -> None:
     """Reject a pending action; the refusal is recorded and nothing is executed."""
     _resume(thread, False, reason, by, as_json, None)
+
+
+@app.command()
+def chat(
+    data: Annotated[Path, typer.Argument(help="transactions file or scenario folder")],
+    model: ModelOption = None,
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="continue this conversation (any process)")
+    ] = None,
+    once: Annotated[
+        str | None, typer.Option("--once", help="answer this one question and exit")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print each turn's messages and tool calls as JSON")
+    ] = False,
+    by: Annotated[str, typer.Option(help="who approves proposals in this session")] = "operator",
+    lenient: LenientOption = False,
+    baseline: WindowOption = None,
+    current: WindowOption = None,
+    dimensions: DimensionsOption = None,
+    depth: DepthOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Investigate in conversation: ask what is wrong, where, since when, what if."""
+    with user_errors():
+        from agent.chat.command import chat_context, run_chat
+        from agent.runner import sqlite_checkpointer
+
+        ctx = chat_context(model, _config(config, depth))
+        base, cur = _windows(baseline, current)
+        with sqlite_checkpointer(ctx.state_dir) as saver:
+            run_chat(
+                data,
+                saver,
+                ctx,
+                out,
+                thread=thread,
+                once=once,
+                as_json=as_json,
+                lenient=lenient,
+                dimensions=_dimensions(dimensions),
+                baseline=base,
+                current=cur,
+                by=by,
+            )
 
 
 @app.command()
@@ -467,9 +519,21 @@ def evaluate(
         tuple[Path, Path] | None,
         typer.Option("--compare", help="compare two results files A.jsonl B.jsonl"),
     ] = None,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="score recorded conversations (default: evals/chat)")
+    ] = False,
 ) -> None:
-    """Score decisions on recorded scenarios."""
+    """Score decisions on recorded scenarios, or chat answers on recorded conversations."""
     with user_errors():
+        if chat:
+            from evals.chat import run_chat_eval
+
+            if model is not None and len(model) > 1:
+                raise UserError("--chat takes one --model")
+            scores = run_chat_eval(paths or [], model[0] if model else None, out_file, out)
+            if not all(s.passed for s in scores):
+                raise typer.Exit(1)
+            return
         from agent.eval_cli import run_eval
 
         run_eval(paths or [], model or [], out_file, report, jobs, seed, compare, out)

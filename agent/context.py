@@ -21,6 +21,11 @@ from tools.routes import SegmentSnapshot, snapshot
 CHECKPOINT_FILE = "checkpoints.db"
 
 
+def scenario_id_of(dataset: Dataset) -> str:
+    """The id actions and records use for the data: the scenario's, else the file name."""
+    return dataset.scenario.id if dataset.scenario is not None else dataset.source.name
+
+
 @dataclass
 class Context:
     """Everything a run needs besides its state: model, limits, data access, storage.

@@ -6,29 +6,18 @@ and `agent/reasoning.py`. Effects happen only in `act` (behind the ledger) and `
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from agent import reasoning
-from agent.context import Context
+from agent import acting, reasoning
+from agent.context import Context, scenario_id_of
 from agent.model_reasoner import decide_with_model
 from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
-from tools.contract import (
-    Decision,
-    Outcome,
-    ScenarioContext,
-    Segment,
-    Verdict,
-    Violation,
-)
+from tools.contract import Decision, ScenarioContext, Segment, Verdict, Violation
 from tools.data import Dataset
-from tools.executor import idempotency_key
-from tools.guardrails import GuardInput, evaluate
 from tools.learning import LearnedOutcome
 from tools.observe import Observation, observe
 from tools.routes import SegmentSnapshot
@@ -65,19 +54,9 @@ def _thread_id() -> str:
     return str(get_config().get("configurable", {}).get("thread_id", ""))
 
 
-def _evidence_attempts(obs: Observation) -> int:
-    return obs.evidence[0].current.attempts if obs.evidence else 0
-
-
 def anomaly_fingerprint(state: AgentState) -> str:
     """What identifies the incident an action answers: scenario, window and root cause."""
-    obs = _observation(state)
-    payload = {
-        "scenario": state.scenario_id,
-        "current": [obs.current.start.isoformat(), obs.current.end.isoformat()],
-        "root_cause": sorted(json.dumps(s, sort_keys=True) for s in obs.root_cause),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return acting.anomaly_fingerprint(state.scenario_id, _observation(state))
 
 
 def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -85,8 +64,7 @@ def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
     ctx = runtime.context
     ds = _dataset(state, ctx)
     result = observe(ds, ctx.config.observe, baseline=ctx.baseline, current=ctx.current)
-    scenario_id = ds.scenario.id if ds.scenario is not None else ds.source.name
-    return {"observation": result, "scenario_id": scenario_id}
+    return {"observation": result, "scenario_id": scenario_id_of(ds)}
 
 
 def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -118,17 +96,9 @@ def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ds = _dataset(state, ctx)
     obs = _observation(state)
     decision = _decision(state)
-    verdict = evaluate(
-        GuardInput(
-            decision=decision,
-            snapshot=_snapshotter(ctx, ds, obs)(decision.target_segment()),
-            evidence_attempts=_evidence_attempts(obs),
-            context=_scenario_context(ds),
-            now=obs.current.end,
-            anomaly_start=reasoning.anomaly_start(obs, _scenario_context(ds)),
-        ),
-        ctx.limits,
-    )
+    scenario = _scenario_context(ds)
+    snap = _snapshotter(ctx, ds, obs)(decision.target_segment())
+    verdict = acting.guard_decision(decision, obs, scenario, snap, ctx.limits)
     return {"guard": verdict, "violations": verdict.violations}
 
 
@@ -174,31 +144,22 @@ def act_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     obs = _observation(state)
     decision = _decision(state)
     snap = _snapshotter(ctx, ds, obs)(decision.target_segment())
-    scenario = _scenario_context(ds)
-    key = idempotency_key(decision, anomaly_fingerprint(state))
-
-    def execute() -> dict[str, Any]:
-        outcome = ctx.executor.execute(decision, key, snap, scenario, state.seed)
-        return outcome.model_dump(mode="json")
-
-    thread_id = _thread_id()
     with ctx.ledger() as ledger:
-        # An in-doubt claim (crash between claim and record) is reconciled by re-running
-        # the simulator, which has no side effects; a real executor would query its API.
-        result = ledger.run_once(
-            key,
-            thread_id=thread_id,
+        done = acting.execute_decision(
+            decision,
+            fingerprint=anomaly_fingerprint(state),
+            snap=snap,
+            context=_scenario_context(ds),
+            executor=ctx.executor,
+            ledger=ledger,
+            thread_id=_thread_id(),
             scenario_id=state.scenario_id,
-            action=decision.action,
-            params=decision.params,
-            execute=execute,
-            reconcile=lambda _entry: execute(),
+            seed=state.seed,
         )
-    outcome = Outcome.model_validate(result.outcome) if result.outcome else None
     return {
-        "idempotency_key": key,
-        "outcome": outcome,
-        "already_executed": not result.executed_now and not result.reconciled,
+        "idempotency_key": done.idempotency_key,
+        "outcome": done.outcome,
+        "already_executed": done.already_executed,
         "verdict": "executed",
     }
 

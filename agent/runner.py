@@ -59,13 +59,14 @@ def chat_model(spec: str | None) -> BaseChatModel | None:
 def checkpoint_serde() -> JsonPlusSerializer:
     """The checkpoint serializer, allowed to rebuild exactly the state's own models."""
     from agent.model_reasoner import IncidentHypothesis, RemedyCandidate
-    from tools.contract import Decision, Outcome, Violation
+    from tools.contract import Decision, Outcome, TimeWindow, Violation
     from tools.guardrails import GuardVerdict
     from tools.observe import Observation
 
+    # TimeWindow: a chat thread keeps its windows (agent/chat/state.py).
     allowed: list[type] = [
         Observation, IncidentHypothesis, RemedyCandidate, Decision, Outcome, Violation,
-        GuardVerdict, Approval, AgentState,
+        GuardVerdict, Approval, AgentState, TimeWindow,
     ]  # fmt: skip
     return JsonPlusSerializer(allowed_msgpack_modules=allowed)
 

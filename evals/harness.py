@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -61,17 +61,24 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def read_spec(folder: Path) -> ScenarioSpec:
-    """The scenario.json of a scenario folder; DataError names the file on a bad one."""
-    spec_path = folder / SCENARIO_FILE
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_json_model(path: Path, model: type[ModelT]) -> ModelT:
+    """A JSON file validated as `model`; DataError names the file and the failing field."""
     try:
-        return ScenarioSpec.model_validate_json(spec_path.read_bytes())
+        return model.model_validate_json(path.read_bytes())
     except OSError as exc:
-        raise DataError(spec_path, f"cannot read: {exc.strerror or exc}") from None
+        raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise DataError(spec_path, f"{where}: {first['msg']}") from None
+        raise DataError(path, f"{where}: {first['msg']}") from None
+
+
+def read_spec(folder: Path) -> ScenarioSpec:
+    """The scenario.json of a scenario folder; DataError names the file on a bad one."""
+    return read_json_model(folder / SCENARIO_FILE, ScenarioSpec)
 
 
 def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:

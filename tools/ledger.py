@@ -154,6 +154,12 @@ class ActionLedger(sql.SqliteStore):
             row = self._conn.execute(sql.LEDGER_GET, {"key": key}).fetchone()
         return None if row is None else _entry(row)
 
+    def recent(self, limit: int = 20) -> list[LedgerEntry]:
+        """The last `limit` entries, newest claim first (what payops executed lately)."""
+        with self._lock:
+            rows = self._conn.execute(sql.LEDGER_RECENT, {"limit": limit}).fetchall()
+        return [_entry(row) for row in rows]
+
     def in_doubt(self, older_than: datetime | None = None) -> list[LedgerEntry]:
         """Claimed entries without an outcome, oldest first (claimed at or before `older_than`).
 

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from tools import sql
-from tools.contract import Segment, TimeWindow
+from tools.contract import Segment, TimeWindow, utc
 from tools.decline_codes import (
     AUTHENTICATION_CODES,
     FRAUD_CODES,
@@ -316,6 +316,10 @@ def _outside(segments: Sequence[Segment]) -> tuple[str, dict[str, str]]:
     return f"NOT ({' OR '.join(parts)})", params
 
 
+# Sums of every counter column of a `{cube}_counts` table: baseline, then current.
+_SUMS = ", ".join(f"sum(v{i})" for i in range(2 * (_N_COUNTERS + _N_EDGES)))
+
+
 def grouping_sets(dimensions: Sequence[str], depth: int) -> list[tuple[str, ...]]:
     """Every subset of `dimensions` with at most `depth` members, smallest first."""
     sets: list[tuple[str, ...]] = []
@@ -343,16 +347,14 @@ def rollup(
     sets = grouping_sets(dimensions, depth)
     gsets = ", ".join("(" + ", ".join(sql.ident(d) for d in s) + ")" for s in sets)
     where, params = _outside(exclude)
-    sums = ", ".join(f"sum(v{i})" for i in range(2 * (_N_COUNTERS + _N_EDGES)))
     query = f"""
-        SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {sums}
+        SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {_SUMS}
         FROM {cube}_counts
         WHERE {where}
         GROUP BY GROUPING SETS ({gsets})
     """
     rows = conn.execute(query, params).fetchall()
     n_dims = len(dimensions)
-    width = _N_COUNTERS + _N_EDGES
     segments: dict[LeafKey, SegmentMetrics] = {}
     for row in rows:
         gid = int(row[0])
@@ -362,13 +364,145 @@ def rollup(
             # GROUPING() sets bit (n-1-i) when dimension i is rolled up.
             if not (gid >> (n_dims - 1 - i)) & 1
         )
-        values = row[1 + n_dims :]
-        segments[key] = SegmentMetrics(
-            key,
-            WindowStats.from_values(values[:width]),
-            WindowStats.from_values(values[width:]),
-        )
+        segments[key] = _segment_metrics(key, row[1 + n_dims :])
     return SegmentTable(list(dimensions), depth, baseline, current, segments)
+
+
+def _segment_metrics(key: LeafKey, values: Sequence[int | float | None]) -> SegmentMetrics:
+    """A segment's metrics from the `_SUMS` columns (baseline counters, then current)."""
+    width = _N_COUNTERS + _N_EDGES
+    return SegmentMetrics(
+        key, WindowStats.from_values(values[:width]), WindowStats.from_values(values[width:])
+    )
+
+
+def breakdown(
+    conn: duckdb.DuckDBPyConnection,
+    dimensions: Sequence[str],
+    segment: Segment,
+    by: Sequence[str] = (),
+    *,
+    cube: str = "observe_leaf",
+) -> dict[LeafKey, SegmentMetrics]:
+    """Metrics of `segment` split along the dimensions `by`, from a leaf cube.
+
+    With no `by`, the one entry is the segment itself (zero counts when it has no traffic).
+    Keys are the segment plus each child's values, in `dimensions` order. Any two windows
+    work, as `build_leaf_cube` built them; a cube built with the same window twice holds
+    every attempt in `current`.
+    """
+    where, params = sql.segment_filter(segment)
+    cols = ", ".join(sql.ident(d) for d in by)
+    select = f"{cols}, {_SUMS}" if by else _SUMS
+    group = f" GROUP BY {cols}" if by else ""
+    rows = conn.execute(
+        f"SELECT {select} FROM {cube}_counts WHERE {where}{group}", params
+    ).fetchall()
+    out: dict[LeafKey, SegmentMetrics] = {}
+    for row in rows:
+        child = {**segment, **{d: str(v) for d, v in zip(by, row, strict=False)}}
+        key = key_of(child, dimensions)
+        out[key] = _segment_metrics(key, row[len(by) :])
+    if not by and not out:
+        key = key_of(segment, dimensions)
+        out[key] = SegmentMetrics(key, WindowStats(), WindowStats())
+    return out
+
+
+@dataclass(frozen=True)
+class MixRateSplit:
+    """A success-rate change split into traffic mix and rates within sub-segments.
+
+    `total = mix + rate` exactly (fractions of success rate). `parts` holds each child's
+    (key, mix, rate) contribution.
+    """
+
+    total: float
+    mix: float
+    rate: float
+    parts: tuple[tuple[LeafKey, float, float], ...]
+
+
+def mix_rate_split(parent: SegmentMetrics, children: Iterable[SegmentMetrics]) -> MixRateSplit:
+    """How much of `parent`'s success-rate change comes from mix, how much from rates.
+
+    With child weights w (share of attempts) and rates r in the baseline and w', r' in the
+    current window, the change sum(w'r') - sum(wr) splits exactly (midpoint weights) into
+    mix = sum((w' - w)(r + r')/2) and rate = sum((r' - r)(w + w')/2). A child with no
+    attempts in one window takes its rate from the other, so it only moves the mix.
+    """
+    n0, n1 = parent.baseline.attempts, parent.current.attempts
+    parts: list[tuple[LeafKey, float, float]] = []
+    for child in children:
+        b, c = child.baseline, child.current
+        w0 = b.attempts / n0 if n0 else 0.0
+        w1 = c.attempts / n1 if n1 else 0.0
+        r0 = b.success_rate if b.attempts else c.success_rate
+        r1 = c.success_rate if c.attempts else b.success_rate
+        parts.append((child.key, (w1 - w0) * (r0 + r1) / 2, (r1 - r0) * (w0 + w1) / 2))
+    mix = sum(p[1] for p in parts)
+    rate = sum(p[2] for p in parts)
+    return MixRateSplit(mix + rate, mix, rate, tuple(parts))
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    """Attempts of one segment in one time bucket."""
+
+    start: datetime
+    attempts: int
+    approved: int
+    errors: int
+    all_attempts: int  # every attempt of the bucket, in the segment or not
+
+    @property
+    def success_rate(self) -> float:
+        """Approved attempts over attempts (0.0 when none)."""
+        return self.approved / self.attempts if self.attempts else 0.0
+
+
+def timeline(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    segment: Segment,
+    window: TimeWindow,
+    bucket_minutes: int,
+) -> list[TimeBucket]:
+    """Attempts, approvals and errors of `segment` per bucket of `window` (one query).
+
+    Buckets start at the window's start; buckets without any attempt are left out.
+    """
+    where, params = sql.segment_filter(segment)
+    rows = conn.execute(
+        sql.TIMELINE.format(table=sql.ident(table), where=where),
+        {
+            **params,
+            "minutes": int(bucket_minutes),
+            "origin": naive_utc(window.start),
+            "start": naive_utc(window.start),
+            "end": naive_utc(window.end),
+        },
+    ).fetchall()
+    return [TimeBucket(utc(r[0]), *(int(v) for v in r[1:5])) for r in rows]
+
+
+def dimension_values(
+    conn: duckdb.DuckDBPyConnection, table: str, dimensions: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Every value of each dimension with its attempts (one scan), most frequent first."""
+    if not dimensions:
+        return {}
+    rows = conn.execute(sql.dimension_values(table, list(dimensions))).fetchall()
+    n = len(dimensions)
+    found: dict[str, list[tuple[str, int]]] = {d: [] for d in dimensions}
+    for row in rows:
+        gid = int(row[0])
+        for i, dim in enumerate(dimensions):
+            if not (gid >> (n - 1 - i)) & 1:
+                found[dim].append((str(row[1 + i]), int(row[-1])))
+    return {
+        dim: dict(sorted(values, key=lambda kv: (-kv[1], kv[0]))) for dim, values in found.items()
+    }
 
 
 @dataclass(frozen=True)

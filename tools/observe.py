@@ -17,6 +17,7 @@ from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, utc
 from tools.data import DataError, Dataset
 from tools.detection import Detection, DetectionResult, count_models, detect
 from tools.metrics import (
+    CodeMix,
     LeafKey,
     SegmentTable,
     WindowStats,
@@ -165,24 +166,35 @@ def resolve_windows(
     return baseline, current
 
 
-def _code_shifts(
-    before: WindowStats, after: WindowStats, baseline: dict[str, int], current: dict[str, int]
-) -> list[CodeShift]:
-    shifts = []
-    for code in set(baseline) | set(current):
-        b, c = baseline.get(code, 0), current.get(code, 0)
-        b_share = b / before.attempts if before.attempts else 0.0
-        c_share = c / after.attempts if after.attempts else 0.0
-        if c_share - b_share >= CODE_SHIFT_MIN:
-            shifts.append(
-                CodeShift(
-                    code=code,
-                    baseline_share=round(b_share, 6),
-                    current_share=round(c_share, 6),
-                    baseline_count=b,
-                    current_count=c,
-                )
+def code_shares(before: WindowStats, after: WindowStats, mix: CodeMix) -> list[CodeShift]:
+    """Every failure code of a segment with its share of attempts in both windows.
+
+    Most current failures first (then code). `before` and `after` are the segment's
+    window counts, `mix` its failures by code (`code_mix`).
+    """
+    shares = []
+    for code in set(mix.baseline) | set(mix.current):
+        b, c = mix.baseline.get(code, 0), mix.current.get(code, 0)
+        shares.append(
+            CodeShift(
+                code=code,
+                baseline_share=round(b / before.attempts if before.attempts else 0.0, 6),
+                current_share=round(c / after.attempts if after.attempts else 0.0, 6),
+                baseline_count=b,
+                current_count=c,
             )
+        )
+    shares.sort(key=lambda s: (-s.current_count, s.code))
+    return shares
+
+
+def _code_shifts(before: WindowStats, after: WindowStats, mix: CodeMix) -> list[CodeShift]:
+    """The codes whose share rose by at least CODE_SHIFT_MIN, largest rise first."""
+    shifts = [
+        s
+        for s in code_shares(before, after, mix)
+        if s.current_share - s.baseline_share >= CODE_SHIFT_MIN
+    ]
     shifts.sort(key=lambda s: (-(s.current_share - s.baseline_share), s.code))
     return shifts[:6]
 
@@ -197,7 +209,7 @@ def _evidence(dataset: Dataset, table: SegmentTable, keys: list[LeafKey]) -> lis
                 segment=dict(key),
                 baseline=WindowSummary.of(m.baseline),
                 current=WindowSummary.of(m.current),
-                code_shifts=_code_shifts(m.baseline, m.current, mix.baseline, mix.current),
+                code_shifts=_code_shifts(m.baseline, m.current, mix),
             )
         )
     return out

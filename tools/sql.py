@@ -73,6 +73,40 @@ WHERE ts >= $current_start AND ts < $current_end
 """
 
 
+# --- investigation (tools/metrics.py: timeline, dimension_values) ------------------------
+# Format with `table` (ident) and `where` (segment_filter). Bind $minutes (bucket length),
+# $origin (where buckets start), $start and $end (naive UTC, half-open) and the segment's
+# parameters. `all_attempts` counts every attempt of the bucket, in the segment or not.
+TIMELINE = """
+SELECT time_bucket(to_minutes($minutes), ts, $origin) AS bucket,
+       count(*) FILTER (WHERE {where}) AS attempts,
+       count(*) FILTER (WHERE ({where}) AND status = 'approved') AS approved,
+       count(*) FILTER (WHERE ({where}) AND status = 'error') AS errors,
+       count(*) AS all_attempts
+FROM {table}
+WHERE ts >= $start AND ts < $end
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+
+# Whether this connection holds a temporary table (a leaf cube it built). Bind $name.
+TEMP_TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = $name"
+
+
+def dimension_values(table: str, dimensions: list[str]) -> str:
+    """Attempts per value of each dimension, one grouping set per dimension (one scan).
+
+    Columns: GROUPING() id, the dimensions (NULL where rolled up), attempts.
+    """
+    cols = ", ".join(ident(d) for d in dimensions)
+    sets = ", ".join(f"({ident(d)})" for d in dimensions)
+    return (
+        f"SELECT GROUPING({cols}) AS gid, {cols}, count(*) AS attempts "
+        f"FROM {ident(table)} GROUP BY GROUPING SETS ({sets})"
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # SQLite state stores: the action ledger (tools/ledger.py) and the learning store
 # (tools/learning.py). The DML is plain SQL that PostgreSQL also runs (ON CONFLICT ... DO
@@ -182,6 +216,8 @@ LEDGER_RECORD_OUTCOME = """UPDATE action_ledger
 SET status = 'executed', outcome = :outcome, executed_at = :now
 WHERE idempotency_key = :key AND status = 'claimed'"""
 LEDGER_GET = f"SELECT {LEDGER_COLUMNS} FROM action_ledger WHERE idempotency_key = :key"
+LEDGER_RECENT = f"""SELECT {LEDGER_COLUMNS} FROM action_ledger
+ORDER BY claimed_at DESC, idempotency_key LIMIT :limit"""
 LEDGER_IN_DOUBT = f"""SELECT {LEDGER_COLUMNS} FROM action_ledger
 WHERE status = 'claimed' AND claimed_at <= :before
 ORDER BY claimed_at, idempotency_key"""

@@ -75,3 +75,39 @@ def quantile_from_cumulative(
             return float(lower_edge * (edge / lower_edge) ** frac)
         lower_edge, below_lower = edge, below
     return float(edges[-1])
+
+
+def _binomial_log_likelihood(n: float, x: float) -> float:
+    """Maximised log-likelihood of x events in n trials (0 for degenerate counts)."""
+    if n <= 0 or x <= 0 or x >= n:
+        return 0.0
+    p = x / n
+    return x * math.log(p) + (n - x) * math.log(1.0 - p)
+
+
+def rate_change_point(counts: Sequence[tuple[float, float]]) -> int | None:
+    """Where a rate steps up: the index splitting (trials, events) counts best in two.
+
+    The split maximises the two-segment binomial likelihood over the one-segment one (the
+    classic single change point); the later segment must have the higher rate. None when
+    no split improves the fit or there are fewer than two buckets.
+    """
+    n_total = sum(n for n, _ in counts)
+    x_total = sum(x for _, x in counts)
+    whole = _binomial_log_likelihood(n_total, x_total)
+    best, best_gain = None, 0.0
+    n_before = x_before = 0.0
+    for i in range(1, len(counts)):
+        n_before += counts[i - 1][0]
+        x_before += counts[i - 1][1]
+        n_after, x_after = n_total - n_before, x_total - x_before
+        if n_before <= 0 or n_after <= 0 or x_after / n_after <= x_before / n_before:
+            continue
+        gain = (
+            _binomial_log_likelihood(n_before, x_before)
+            + _binomial_log_likelihood(n_after, x_after)
+            - whole
+        )
+        if gain > best_gain:
+            best, best_gain = i, gain
+    return best
