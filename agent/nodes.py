@@ -126,6 +126,7 @@ def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             context=_scenario_context(ds),
             now=obs.current.end,
             anomaly_start=reasoning.anomaly_start(obs, _scenario_context(ds)),
+            root_cause=tuple(obs.root_cause),
         ),
         ctx.limits,
     )
