@@ -43,6 +43,7 @@ from tools.contract import (
     format_segment,
     iso,
 )
+from tools.output import check_output_dir
 from tools.sql import ident
 
 FileFormat = Literal["csv.gz", "csv", "parquet", "jsonl"]
@@ -1193,6 +1194,8 @@ def generate_scenario(
     if rows < 1:
         raise ValueError("rows must be at least 1")
     opts = options or GenerateOptions()
+    scenario_id = opts.scenario_id or f"{kind}-s{seed}"
+    check_output_dir(out_dir / scenario_id, "OUT")  # before the work, not after it
     world = _build_world(seed, opts)
     if kind == "benign_shift" and opts.start is None:
         # Insufficient-funds waves come at month end: move the day, keep the hour.
@@ -1224,7 +1227,6 @@ def generate_scenario(
         hit, factor = _effect(k, sev)
         incidents.append(_Incident(k, seg, sev, hit, factor))
 
-    scenario_id = opts.scenario_id or f"{kind}-s{seed}"
     folder = out_dir / scenario_id
     folder.mkdir(parents=True, exist_ok=True)
     data_path = folder / f"transactions.{opts.file_format}"

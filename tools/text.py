@@ -8,11 +8,14 @@ a terminal or a reader show something other than what is stored.
   become spaces, and the text is bounded.
 - `terminal_safe` is for text payops prints: the characters are shown as escapes
   (`\\x1b`), so a terminal never interprets them and the reader sees they are there.
+  `printable` adds rich's markup escaping, for text given to a rich console.
 """
 
 from __future__ import annotations
 
 import re
+
+from rich.markup import escape
 
 # Bidirectional overrides and isolates, marks and the Unicode line/paragraph separators.
 _FORMAT = r"\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
@@ -39,3 +42,11 @@ def _escape(match: re.Match[str]) -> str:
 def terminal_safe(text: str) -> str:
     """`text` with every control character shown as an escape (`\\x1b`, `\\u202e`)."""
     return _UNSAFE.sub(_escape, text)
+
+
+def printable(text: str) -> str:
+    """`text` ready for a rich console: `terminal_safe`, with rich markup escaped.
+
+    The one function every printer of outside text uses (the CLI, the eval tables).
+    """
+    return escape(terminal_safe(text))
