@@ -39,10 +39,14 @@ Answer = AIMessage | BaseException
 
 
 class ScriptedModel(BaseChatModel):
-    """A fake provider: answers[i] is the i-th call's reply (the last one repeats)."""
+    """A fake provider: answers[i] is the i-th call's reply (the last one repeats).
+
+    `before`, when given, runs inside every call first (to hang, or to interrupt).
+    """
 
     answers: list[Any]
     model: str = "fake-1"
+    before: Callable[[], object] | None = None
     _calls: int = PrivateAttr(default=0)
 
     @property
@@ -60,6 +64,8 @@ class ScriptedModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.before is not None:
+            self.before()
         answer = self.answers[min(self._calls, len(self.answers) - 1)]
         self._calls += 1
         if isinstance(answer, BaseException):
@@ -284,42 +290,15 @@ def test_an_interrupt_raised_inside_the_model_ends_in_a_fallback() -> None:
 # Deadlines and bounds on what a model writes.
 
 
-class HangingModel(BaseChatModel):
-    """A provider that never answers while `release` is unset (at most `hold_s` seconds)."""
-
-    release: threading.Event
-    hold_s: float = 30.0
-
-    @property
-    def _llm_type(self) -> str:
-        return "hanging"
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        self.release.wait(self.hold_s)
-        return ChatResult(generations=[ChatGeneration(message=proposal_of(shift()))])
-
-    def bind_tools(
-        self,
-        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
-        *,
-        tool_choice: str | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, AIMessage]:
-        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], tool_choice=tool_choice)
+def hanging(release: threading.Event) -> ScriptedModel:
+    """A provider that does not answer while `release` is unset (at most 30 s)."""
+    return ScriptedModel(answers=[proposal_of(shift())], before=lambda: release.wait(30))
 
 
 def test_a_hanging_model_falls_back_at_its_deadline() -> None:
     release = threading.Event()
     try:
-        decision = decide_with_model(
-            HangingModel(release=release), sample_evidence(), notify(), timeout_s=0.2
-        )
+        decision = decide_with_model(hanging(release), sample_evidence(), notify(), timeout_s=0.2)
     finally:
         release.set()  # let the abandoned call finish
     assert decision.reasoner == "fallback:timeout"
@@ -401,20 +380,6 @@ def test_transient_error_predicate(exc: BaseException, transient: bool) -> None:
 # The same, through the whole graph: the run ends, with the fallback recorded.
 
 
-class InterruptingModel(ScriptedModel):
-    """A model that asks LangGraph to pause for a human from inside the call."""
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        langgraph_interrupt({"question": "may I?"})
-        return super()._generate(messages, stop, run_manager, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def outage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate_scenario(tmp_path_factory.mktemp("gen"), "processor_outage", 3, 6000)
@@ -424,7 +389,7 @@ def test_a_run_with_a_hanging_model_ends_with_the_fallback(outage: Path, tmp_pat
     release = threading.Event()
     config = PayopsConfig(model=ModelConfig(timeout_s=0.3))
     try:
-        result = run_cycle(outage, tmp_path, model=HangingModel(release=release), config=config)
+        result = run_cycle(outage, tmp_path, model=hanging(release), config=config)
     finally:
         release.set()
     assert result.record.decision is not None
@@ -436,7 +401,14 @@ def test_a_run_with_a_hanging_model_ends_with_the_fallback(outage: Path, tmp_pat
 def test_a_run_whose_model_raises_an_interrupt_ends_with_the_fallback(
     outage: Path, tmp_path: Path
 ) -> None:
-    result = run_cycle(outage, tmp_path, model=InterruptingModel(answers=[proposal_of(notify())]))
+    result = run_cycle(
+        outage,
+        tmp_path,
+        model=ScriptedModel(
+            answers=[proposal_of(notify())],
+            before=lambda: langgraph_interrupt({"question": "may I?"}),  # pause for a human
+        ),
+    )
     assert result.record.decision is not None
     assert result.record.decision.reasoner == "fallback:model_error"
     # paused, if at all, only by guard's own approval request

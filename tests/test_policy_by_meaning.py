@@ -150,7 +150,7 @@ def test_decision_identifiers_are_kept_normalized() -> None:
 
 
 def test_a_context_naming_one_processor_twice_is_an_error() -> None:
-    with pytest.raises(ValidationError, match="name the same processor"):
+    with pytest.raises(ValidationError, match="are one identifier"):
         ScenarioContext.model_validate(
             {"processors": {"acq_a": {"healthy": True}, "ACQ_A ": {"healthy": False}}}
         )

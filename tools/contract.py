@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from tools.decline_codes import canonical_codes
-from tools.identifiers import identifier_key, lookup, normalize_identifier, normalize_segment
+from tools.identifiers import lookup, normalize_identifier, normalize_keys, normalize_segment
 from tools.text import clean_text
 
 FORMAT_VERSION = 1
@@ -330,16 +330,7 @@ class ScenarioContext(BaseModel):
     @field_validator("processors")
     @classmethod
     def _processor_names(cls, value: dict[str, ProcessorInfo]) -> dict[str, ProcessorInfo]:
-        out: dict[str, ProcessorInfo] = {}
-        seen: dict[str, str] = {}
-        for name, info in value.items():
-            kept = _identifier(name)
-            key = identifier_key(kept)
-            if key in seen:
-                raise ValueError(f"processors {seen[key]!r} and {name!r} name the same processor")
-            seen[key] = name
-            out[kept] = info
-        return out
+        return normalize_keys(value, "processors")
 
     def processor(self, name: str) -> ProcessorInfo | None:
         """What the context says about processor `name` (any spelling of it), else None."""

@@ -68,22 +68,31 @@ def lookup(mapping: Mapping[str, V], name: str) -> V | None:
     return None if match is None else mapping[match]
 
 
+def normalize_keys(mapping: Mapping[str, V], what: str) -> dict[str, V]:
+    """`mapping` with its keys in their kept spelling.
+
+    Raises ValueError when two keys are one identifier (`acq_a` and `ACQ_A `): the
+    mapping would then say two things about one thing. `what` names them in the message.
+    """
+    out: dict[str, V] = {}
+    seen: dict[str, str] = {}
+    for name, value in mapping.items():
+        kept = normalize_identifier(name)
+        key = identifier_key(kept)
+        if key in seen:
+            raise ValueError(f"{what} {seen[key]!r} and {name!r} are one identifier")
+        seen[key] = name
+        out[kept] = value
+    return out
+
+
 def normalize_segment(segment: Mapping[str, str]) -> dict[str, str]:
     """A segment with its dimensions and values in their kept spelling.
 
-    Raises ValueError when two dimensions are the same identifier (e.g. `processor` and
-    `Processor `), because the segment would then say two things about one dimension.
+    Raises ValueError when two dimensions are one identifier (see `normalize_keys`).
     """
-    out: dict[str, str] = {}
-    keys: dict[str, str] = {}
-    for dim, value in segment.items():
-        name = normalize_identifier(dim)
-        key = identifier_key(name)
-        if key in keys:
-            raise ValueError(f"dimension {dim!r} repeats {keys[key]!r}")
-        keys[key] = dim
-        out[name] = normalize_identifier(value)
-    return out
+    dims = normalize_keys(segment, "dimensions")
+    return {dim: normalize_identifier(value) for dim, value in dims.items()}
 
 
 def segment_identity(segment: Mapping[str, str]) -> frozenset[tuple[str, str]]:
