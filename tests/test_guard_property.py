@@ -379,7 +379,9 @@ def _no_decision_breaks_a_limit(data: st.DataObject) -> None:
     w = data.draw(world())
     for _ in range(DECISIONS_PER_WORLD):
         d = data.draw(decision(w))
-        inp = GuardInput(d.decision, w.snapshot, 1000, w.context, NOW, START, (w.root_cause,))
+        inp = GuardInput(
+            d.decision, w.snapshot, 1000, w.context, NOW, START, root_cause=(w.root_cause,)
+        )
         _check(w, d, evaluate(inp, w.limits))
         CHECKED[0] += 1
 

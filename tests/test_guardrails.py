@@ -758,7 +758,7 @@ def _check_invariants(
     decision: Decision, world: tuple[SegmentSnapshot, ScenarioContext], evidence: int
 ) -> None:
     snap, context = world
-    inp = GuardInput(decision, snap, evidence, context, NOW, ANOMALY_START, (SEG,))
+    inp = GuardInput(decision, snap, evidence, context, NOW, ANOMALY_START, root_cause=(SEG,))
     verdict = evaluate(inp, LIMITS)
 
     assert RISK_ORDER[verdict.risk] >= RISK_ORDER[decision.risk]

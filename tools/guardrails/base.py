@@ -8,7 +8,7 @@ the decision, an `Escalation` sends it to a human. Rules are registered in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Literal
@@ -49,7 +49,8 @@ class GuardInput:
     context: ScenarioContext
     now: datetime
     anomaly_start: datetime | None = None
-    root_cause: tuple[Segment, ...] = ()
+    # Keyword-only and required: a caller that forgets it would block every rollback.
+    root_cause: tuple[Segment, ...] = field(kw_only=True)
 
     @cached_property
     def params(self) -> BaseModel:
