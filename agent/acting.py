@@ -55,6 +55,7 @@ def guard_decision(
             context=context,
             now=obs.current.end,
             anomaly_start=reasoning.anomaly_start(obs, context),
+            root_cause=tuple(obs.root_cause),
         ),
         limits,
     )

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from tools.text import printable
 
 if TYPE_CHECKING:
     from agent.context import Context
@@ -75,10 +76,13 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except DataError as exc:
-        err.print(f"[red]error:[/red] {escape(exc.message)}")
+        err.print(f"[red]error:[/red] {printable(exc.message)}")
         raise typer.Exit(2) from None
     except (ConfigError, ModelConfigError, RunError, UserError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        err.print(f"[red]error:[/red] {printable(str(exc))}")
+        raise typer.Exit(2) from None
+    except OSError as exc:  # a write that failed after the checks (disk full, permissions)
+        err.print(f"[red]error:[/red] {printable(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -117,6 +121,12 @@ def _dimensions(text: str | None) -> list[str] | None:
 
 # ---------------------------------------------------------------------------------------
 # Rendering
+#
+# Everything printed that payops did not write itself (data values, paths, model text,
+# the user's own arguments) goes through `printable`: control characters and terminal
+# escapes are shown as `\x1b`, never sent to the terminal, and rich markup is escaped.
+
+
 
 
 def _pct(x: float) -> str:
@@ -126,12 +136,12 @@ def _pct(x: float) -> str:
 def _segment(seg: dict[str, str]) -> str:
     from tools.contract import format_segment
 
-    return escape(format_segment(seg))
+    return printable(format_segment(seg))
 
 
 def render_observation(obs: Observation, source: str) -> None:
     """What observe found, as a person reads it."""
-    out.rule(f"[bold]observe[/bold] {escape(source)}")
+    out.rule(f"[bold]observe[/bold] {printable(source)}")
     overall = obs.overall
     attempts = f"{overall.current.attempts:,} attempts" if overall else ""
     out.print(
@@ -164,7 +174,7 @@ def render_observation(obs: Observation, source: str) -> None:
             now,
             f"{a.p_value:.1e}",
             f"[{colour}]{a.severity}[/{colour}]",
-            escape(codes),
+            printable(codes),
         )
     out.print(table)
     if len(obs.anomalies) > 8:
@@ -190,21 +200,21 @@ def _render_update(node: str, update: dict[str, Any], source: str) -> None:
             hyp = IncidentHypothesis.model_validate(h)
             out.print(f"hypothesis: [bold]{hyp.incident_kind}[/bold] ({hyp.confidence:.2f})")
         decision = Decision.model_validate(update["decision"])
-        params = escape(json.dumps(decision.params, ensure_ascii=False))
+        params = printable(json.dumps(decision.params, ensure_ascii=False))
         out.print(
             f"decision: [bold]{decision.action}[/bold] {params} "
             f"confidence {decision.confidence:.2f}, risk {decision.risk}, by {decision.reasoner}"
         )
-        out.print(f"rationale: {escape(decision.rationale)}", markup=True)
+        out.print(f"rationale: {printable(decision.rationale)}", markup=True)
     elif node == "guard":
         out.rule("[bold]guard[/bold]")
         verdict = GuardVerdict.model_validate(update["guard"])
         colour = {"approved": "green", "needs_approval": "yellow", "blocked": "red"}[verdict.status]
         out.print(f"verdict: [{colour}]{verdict.status}[/{colour}] (risk {verdict.risk})")
         for v in verdict.violations:
-            out.print(f"  [red]✗[/red] {v.rule}: {escape(v.detail)}")
+            out.print(f"  [red]✗[/red] {v.rule}: {printable(v.detail)}")
         for r in verdict.reasons_for_approval:
-            out.print(f"  [yellow]![/yellow] {escape(r)}")
+            out.print(f"  [yellow]![/yellow] {printable(r)}")
     elif node == "approve":
         from agent.state import Approval
 
@@ -212,7 +222,7 @@ def _render_update(node: str, update: dict[str, Any], source: str) -> None:
         out.rule("[bold]approval[/bold]")
         word = "approved" if approval.approved else "rejected"
         out.print(
-            f"{word} by {escape(approval.by)}: {escape(approval.reason or 'no reason given')}"
+            f"{word} by {printable(approval.by)}: {printable(approval.reason or 'no reason given')}"
         )
     elif node == "act":
         out.rule("[bold]act[/bold] (simulated)")
@@ -220,7 +230,7 @@ def _render_update(node: str, update: dict[str, Any], source: str) -> None:
         if update.get("already_executed"):
             out.print(
                 "[yellow]already executed[/yellow] under idempotency key "
-                f"{update.get('idempotency_key', '')[:16]}…: not executed again"
+                f"{printable(str(update.get('idempotency_key', ''))[:16])}…: not executed again"
             )
         if outcome is not None:
             lo, hi = outcome.interval or (outcome.after, outcome.after)
@@ -260,8 +270,8 @@ def _stats_table(stats: list[Any], title: str) -> None:
 
     for s in stats:
         table.add_row(
-            s.incident_kind or "*",
-            s.action or "*",
+            printable(s.incident_kind or "*"),
+            printable(s.action or "*"),
             str(s.count),
             str(s.executed),
             f(s.success_rate, pct=False),
@@ -283,15 +293,16 @@ def _finish(result: RunResult, as_json: bool, ctx: Context) -> None:
         out.rule("[bold yellow]waiting for approval[/bold yellow]")
         d = result.pending.decision
         out.print(
-            f"{d.action} {escape(json.dumps(d.params, ensure_ascii=False))} needs a human "
-            f"(risk {result.pending.risk}): {escape('; '.join(result.pending.reasons))}"
+            f"{d.action} {printable(json.dumps(d.params, ensure_ascii=False))} needs a human "
+            f"(risk {result.pending.risk}): {printable('; '.join(result.pending.reasons))}"
         )
-        out.print(f"thread id: [bold]{result.thread_id}[/bold]")
-        out.print(f"approve: payops approve {result.thread_id}")
-        out.print(f"reject:  payops reject {result.thread_id} --reason '...'")
+        thread = printable(result.thread_id)
+        out.print(f"thread id: [bold]{thread}[/bold]")
+        out.print(f"approve: payops approve {thread}")
+        out.print(f"reject:  payops reject {thread} --reason '...'")
         return
     _render_learning(ctx)
-    out.print(f"[dim]thread {result.thread_id}, {result.record.latency_ms:.0f} ms[/dim]")
+    out.print(f"[dim]thread {printable(result.thread_id)}, {result.record.latency_ms:.0f} ms[/dim]")
 
 
 def _context(model: str | None, config: Path | None, depth: int | None) -> Context:
@@ -484,11 +495,13 @@ def generate(
     with user_errors():
         from tools.contract import INCIDENT_KINDS
         from tools.generate import GenerateOptions, generate_all, generate_scenario
+        from tools.output import check_output_dir
 
         if rows < 100:
             raise UserError("--rows must be at least 100")
         if fmt not in ("csv.gz", "csv", "parquet", "jsonl"):
             raise UserError("--format must be csv.gz, csv, parquet or jsonl")
+        check_output_dir(out_dir, "OUT")
         options = GenerateOptions(file_format=fmt)
         if all_kinds:
             paths = generate_all(out_dir, seed, rows, options=options)
@@ -501,7 +514,7 @@ def generate(
                 )
             ]
         for p in paths:
-            out.print(str(p))
+            out.print(printable(str(p)))
 
 
 @app.command("eval")
@@ -569,14 +582,16 @@ def learn_export(
     """Export every recorded outcome (written whole, or not at all)."""
     with user_errors():
         from agent.context import Context
+        from tools.output import check_output_file
 
         if fmt not in ("json", "csv"):
             raise UserError("--format must be json or csv")
+        check_output_file(path, "learn export")
         ctx = Context(config=_config(None, None))
         fmt_lit: Literal["json", "csv"] = "json" if fmt == "json" else "csv"
         with ctx.learning_store() as store:
             n = store.export(path, fmt_lit)
-        out.print(f"wrote {n} outcomes to {path}")
+        out.print(f"wrote {n} outcomes to {printable(str(path))}")
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from rich.console import Console
 from evals.harness import discover, evaluate, load_records, load_specs, write_records
 from evals.report import render_comparison, render_summary, write_report
 from evals.scoring import compare, expectations, summarize
+from tools.output import check_output_dir, check_output_file
+from tools.text import printable
 
 LIBRARY = Path(__file__).resolve().parent.parent / "evals" / "scenarios"
 DEFAULT_OUT = Path("eval-results.jsonl")
@@ -50,12 +52,18 @@ def run_eval(
     if len(models) > 2:
         raise EvalError("give at most two --model options (two are compared)")
     out = out_file or DEFAULT_OUT
+    # Every output path is checked before the evaluation, which can take minutes.
+    for path in [_suffixed(out, label) for label in models] if len(models) == 2 else [out]:
+        check_output_file(path, "--out")
+    if report is not None:
+        check_output_dir(report, "--report")
     if len(models) == 2:
         runs = []
         for label in models:
             records = evaluate(folders, model=label, seed=seed, jobs=jobs, progress=progress)
             write_records(records, _suffixed(out, label))
-            console.print(f"[bold]{label}[/bold]: {_suffixed(out, label)}")
+            shown = printable(str(_suffixed(out, label)))
+            console.print(f"[bold]{printable(label)}[/bold]: {shown}")
             console.print(render_summary(summarize(records, expected)))
             runs.append(records)
         console.print(render_comparison(compare(runs[0], runs[1], expected)))
@@ -65,7 +73,7 @@ def run_eval(
     write_records(records, out)
     summary = summarize(records, expected)
     console.print(render_summary(summary))
-    console.print(f"records: {out}")
+    console.print(f"records: {printable(str(out))}")
     if report is not None:
         written = write_report(summary, records, specs, report)
-        console.print(f"report: {', '.join(str(p) for p in written)}")
+        console.print(f"report: {printable(', '.join(str(p) for p in written))}")

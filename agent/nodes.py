@@ -81,7 +81,9 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     decision = found.decision
     if ctx.model is not None:
         evidence = reasoning.evidence_for_model(state.scenario_id, obs, scenario, found)
-        decision = decide_with_model(ctx.model, evidence, decision, config=get_config())
+        decision = decide_with_model(
+            ctx.model, evidence, decision, config=get_config(), timeout_s=ctx.config.model.timeout_s
+        )
     return {
         "hypotheses": found.hypotheses,
         "incident_kind": found.incident_kind,

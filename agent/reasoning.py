@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
 from tools import incidents
+from tools.change_kinds import is_fraud_rule_change
 from tools.contract import (
     ActionName,
     Decision,
@@ -27,13 +28,15 @@ from tools.contract import (
     format_segment,
 )
 from tools.decline_codes import (
-    AUTHENTICATION_CODES,
-    FRAUD_CODES,
     INSUFFICIENT_FUNDS,
-    TECHNICAL_CODES,
-    never_retry,
+    CodeClass,
+    canonical_code,
+    code_class,
+    is_retryable_now,
 )
-from tools.guardrails import GuardInput, GuardLimits, evaluate
+from tools.guardrails import HARD_CEILINGS, GuardInput, GuardLimits, evaluate
+from tools.guardrails.base import is_healthy, segments_overlap
+from tools.identifiers import same_identifier
 from tools.incidents import CONFIDENCE, QUIET, Recognition, Signature
 from tools.learning import LearningContext
 from tools.observe import Observation, SegmentEvidence
@@ -57,13 +60,16 @@ PLAYBOOK: dict[str, tuple[ActionName, ...]] = {
 # Score of a playbook position; gaps are wider than a typical simulated improvement so
 # the playbook order holds unless the simulator or the learning store disagree strongly.
 PLAYBOOK_PRIOR = (1.0, 0.7, 0.5, 0.3)
-# A change counts as a suspect when it went live this long before the current window.
-CHANGE_LOOKBACK = timedelta(hours=3)
+# A change counts as a suspect when it went live this long before the current window: the
+# oldest change guard lets a rollback undo.
+CHANGE_LOOKBACK = timedelta(minutes=HARD_CEILINGS["max_change_age_minutes"])
 SHIFT_PERCENT = 50.0
 FAILOVER_TTL_MIN = 60
 RELAX_TTL_MIN = 60
 # A route needs this many current attempts on the segment before we trust its rate.
 ROUTE_MIN_ATTEMPTS = 30
+# How observe's code mix labels a failure without a decline code (tools/metrics.py).
+NO_CODE = "(none)"
 
 Snapshotter = Callable[[Segment], SegmentSnapshot]
 
@@ -78,10 +84,6 @@ class Reasoning:
     decision: Decision
 
 
-def _overlaps(a: Segment, b: Segment) -> bool:
-    return all(b[k] == v for k, v in a.items() if k in b)
-
-
 def suspect_changes(
     obs: Observation, context: ScenarioContext, segment: Segment
 ) -> list[RecentChange]:
@@ -90,7 +92,8 @@ def suspect_changes(
     return [
         c
         for c in context.recent_changes
-        if start - CHANGE_LOOKBACK <= c.ts <= obs.current.end and _overlaps(c.target, segment)
+        if start - CHANGE_LOOKBACK <= c.ts <= obs.current.end
+        and segments_overlap(c.target, segment)
     ]
 
 
@@ -116,11 +119,11 @@ def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
     total = sum(v for v in moved.values() if v > 0)
     error_rise = max(c.error_rate - b.error_rate, 0.0)
 
-    def mass(codes: frozenset[str] | set[str]) -> float:
-        return sum(v for k, v in moved.items() if k in codes and v > 0)
+    def mass(*classes: CodeClass) -> float:
+        return sum(v for k, v in moved.items() if code_class(k) in classes and v > 0)
 
     # Errors without a code still say "technical"; count them with the technical family.
-    technical = mass(TECHNICAL_CODES | {"(none)"})
+    technical = mass("technical") + max(moved.get(NO_CODE, 0.0), 0.0)
     denominator = max(total, error_rise, 1e-9)
     return Signature(
         metric=rc.metric,
@@ -129,9 +132,12 @@ def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
         drop=b.success_rate - c.success_rate,
         error_rise=error_rise,
         technical=min(1.0, max(technical, error_rise) / denominator),
-        fraud=mass(FRAUD_CODES) / denominator,
-        authentication=mass(AUTHENTICATION_CODES) / denominator,
-        insufficient_funds=mass({INSUFFICIENT_FUNDS}) / denominator,
+        fraud=mass("fraud") / denominator,
+        authentication=mass("authentication") / denominator,
+        insufficient_funds=sum(
+            v for k, v in moved.items() if canonical_code(k) == INSUFFICIENT_FUNDS and v > 0
+        )
+        / denominator,
         three_ds_failure_rise=c.three_ds_failure_rate - b.three_ds_failure_rate,
         latency_ratio_p95=c.latency_p95 / b.latency_p95 if b.latency_p95 > 0 else 1.0,
         latency_ratio_p99=c.latency_p99 / b.latency_p99 if b.latency_p99 > 0 else 1.0,
@@ -216,15 +222,12 @@ def _severity(obs: Observation) -> Severity:
 
 def _best_route(snap: SegmentSnapshot, source: str, context: ScenarioContext) -> str | None:
     """The healthy processor with the best current success rate on the segment."""
-
-    def healthy(name: str) -> bool:
-        info = context.processors.get(name)
-        return info is None or info.healthy
-
     options = [
         r
         for name, r in snap.routes.items()
-        if name != source and r.attempts >= ROUTE_MIN_ATTEMPTS and healthy(name)
+        if not same_identifier(name, source)
+        and r.attempts >= ROUTE_MIN_ATTEMPTS
+        and is_healthy(context, snap, name)
     ]
     if not options:
         return None
@@ -274,7 +277,7 @@ def _candidate_decisions(
             out.append(Decision(action=action, params=params, confidence=0.5))
         elif action == "enable_retry":
             moved = [s.code for s in ev.code_shifts] if ev else []
-            codes = sorted(c for c in moved if c in TECHNICAL_CODES and not never_retry(c))
+            codes = sorted(c for c in moved if is_retryable_now(c))
             if not codes:
                 continue
             backup = None
@@ -302,7 +305,7 @@ def _candidate_decisions(
                 (
                     c.version or c.kind
                     for c in suspect_changes(obs, context, segment)
-                    if "fraud" in c.kind
+                    if is_fraud_rule_change(c.kind)
                 ),
                 "unknown",
             )
@@ -373,6 +376,7 @@ def reason(
                 context=context,
                 now=obs.current.end,
                 anomaly_start=start,
+                root_cause=tuple(obs.root_cause),
             ),
             limits,
         )

@@ -33,9 +33,10 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from agent.chat.formats import pct
-from evals.harness import read_json_model, read_spec, write_text_atomic
+from evals.harness import read_json_model, read_spec
 from tools.contract import ScenarioSpec
 from tools.data import DataError
+from tools.output import write_text_atomic
 
 CASES_DIR = Path(__file__).resolve().parent / "chat"
 SCENARIOS_DIR = Path(__file__).resolve().parent / "scenarios"

@@ -11,7 +11,6 @@ import importlib
 import multiprocessing
 import os
 import tempfile
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -23,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tools.contract import RunRecord, ScenarioSpec
 from tools.data import DataError
+from tools.output import write_text_atomic
 
 SCENARIO_FILE = "scenario.json"
 
@@ -195,23 +195,9 @@ def evaluate(
     return [r for r in results if r is not None]
 
 
-def write_text_atomic(out: Path, text: str) -> None:
-    """Write a file whole: a reader never sees it half written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # open(mode="x") rather than mkstemp: the file gets the user's umask, not 0600.
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with tmp.open("x", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_records(records: Iterable[RunRecord], out: Path) -> None:
     """Write RunRecords as JSON Lines (CONTRACT.md section 3), one per line, atomically."""
-    write_text_atomic(out, "".join(r.model_dump_json() + "\n" for r in records))
+    write_text_atomic(out, "".join(r.model_dump_json() + "\n" for r in records), "--out")
 
 
 def load_records(path: Path) -> list[RunRecord]:

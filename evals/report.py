@@ -13,7 +13,6 @@ from xml.sax.saxutils import escape, quoteattr
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from evals.harness import write_text_atomic
 from evals.scoring import (
     HEADLINE,
     CalibrationBin,
@@ -23,6 +22,8 @@ from evals.scoring import (
     Summary,
 )
 from tools.contract import RunRecord, ScenarioSpec, format_segment
+from tools.output import check_output_dir, write_text_atomic
+from tools.text import printable
 
 WORST_SCENARIOS = 10
 
@@ -101,9 +102,9 @@ def render_summary(summary: Summary) -> RenderableType:
         )
     parts: list[RenderableType] = [head, kinds]
     if summary.errored:
-        parts.append(f"[red]failed to run:[/red] {', '.join(summary.errored)}")
+        parts.append(f"[red]failed to run:[/red] {printable(', '.join(summary.errored))}")
     if summary.unscored:
-        parts.append(f"not scored (no expected): {', '.join(summary.unscored)}")
+        parts.append(f"not scored (no expected): {printable(', '.join(summary.unscored))}")
     return Group(*parts)
 
 
@@ -131,12 +132,13 @@ def render_comparison(comparison: Comparison) -> RenderableType:
     scenarios.add_column("after")
     for changed in comparison.changed:
         for i, (field, (before, after)) in enumerate(changed.changes.items()):
-            scenarios.add_row(changed.scenario_id if i == 0 else "", field, before, after)
+            scenario = printable(changed.scenario_id) if i == 0 else ""
+            scenarios.add_row(scenario, field, printable(before), printable(after))
     parts: list[RenderableType] = [metrics, scenarios]
     if comparison.only_before:
-        parts.append(f"only in the first run: {', '.join(comparison.only_before)}")
+        parts.append(f"only in the first run: {printable(', '.join(comparison.only_before))}")
     if comparison.only_after:
-        parts.append(f"only in the second run: {', '.join(comparison.only_after)}")
+        parts.append(f"only in the second run: {printable(', '.join(comparison.only_after))}")
     return Group(*parts)
 
 
@@ -363,8 +365,9 @@ def write_report(
         "calibration.svg": calibration_svg(summary.calibration, summary.overall.ece),
         "per_kind.svg": per_kind_svg(summary.per_kind),
     }
+    check_output_dir(out_dir, "--report")
     written: list[Path] = []
     for name, text in files.items():
-        write_text_atomic(out_dir / name, text)
+        write_text_atomic(out_dir / name, text, "--report")
         written.append(out_dir / name)
     return written

@@ -149,6 +149,7 @@ def _inp(
     context: ScenarioContext | None = None,
     evidence: int = 1000,
     anomaly_start: datetime | None = ANOMALY_START,
+    root_cause: tuple[Segment, ...] = (SEG,),
     **overrides: Any,
 ) -> GuardInput:
     merged = {**GOOD_PARAMS[action], **(params or {}), **overrides}
@@ -160,6 +161,7 @@ def _inp(
         context=context if context is not None else _context(),
         now=NOW,
         anomaly_start=anomaly_start,
+        root_cause=root_cause,
     )
 
 
@@ -756,7 +758,7 @@ def _check_invariants(
     decision: Decision, world: tuple[SegmentSnapshot, ScenarioContext], evidence: int
 ) -> None:
     snap, context = world
-    inp = GuardInput(decision, snap, evidence, context, NOW, ANOMALY_START)
+    inp = GuardInput(decision, snap, evidence, context, NOW, ANOMALY_START, root_cause=(SEG,))
     verdict = evaluate(inp, LIMITS)
 
     assert RISK_ORDER[verdict.risk] >= RISK_ORDER[decision.risk]
@@ -775,7 +777,9 @@ def _check_invariants(
     if decision.action == "shift_traffic":
         assert p["percent"] <= LIMITS.max_shift_step_pp
         assert p["to_processor"] != p["from_processor"]
-        assert context.processors.get(p["to_processor"], ProcessorInfo()).healthy
+        if context.processors:  # fail closed: a target the context does not list is unknown
+            listed = context.processors.get(p["to_processor"])
+            assert listed is not None and listed.healthy
         src, dst = snap.routes[p["from_processor"]], snap.routes[p["to_processor"]]
         assert dst.attempts >= LIMITS.min_target_route_attempts
         assert dst.success_rate >= src.success_rate

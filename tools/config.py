@@ -31,6 +31,22 @@ class ObserveConfig(BaseModel):
     max_root_causes: int = Field(default=3, ge=1, le=5)
 
 
+# Deadline of one model decision (all its retries), seconds.
+DEFAULT_MODEL_TIMEOUT_S = 30.0
+
+
+class ModelConfig(BaseModel):
+    """How long the chat model may take before the deterministic fallback is used."""
+
+    model_config = ConfigDict(extra="forbid")
+    timeout_s: float = Field(
+        default=DEFAULT_MODEL_TIMEOUT_S,
+        gt=0,
+        le=600,
+        description="deadline of one model decision, retries included; then fallback:timeout",
+    )
+
+
 class LearningConfig(BaseModel):
     """Retention of the learning store."""
 
@@ -45,6 +61,7 @@ class PayopsConfig(BaseModel):
     observe: ObserveConfig = Field(default_factory=ObserveConfig)
     learning: LearningConfig = Field(default_factory=LearningConfig)
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
 
 
 class ConfigError(Exception):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,11 +24,35 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from tools import incidents
+from tools.decline_codes import canonical_codes
+from tools.identifiers import lookup, normalize_identifier, normalize_keys, normalize_segment
+from tools.text import clean_text
 
 FORMAT_VERSION = 1
 
 # A segment maps dimension -> value; an absent dimension means "any value".
 Segment = dict[str, str]
+
+# Bounds on free text a decision carries (a model writes it): control characters become
+# spaces and longer text is cut (tools/text.py).
+MAX_RATIONALE_CHARS = 600
+MAX_NOTE_CHARS = 300
+
+
+def _identifier(text: str) -> str:
+    name = normalize_identifier(text)
+    if not name:
+        raise ValueError("must not be empty")
+    return name
+
+
+# Identifiers entering through a contract model are kept in their normalized spelling
+# (docs/identifiers.md); policy compares them with `tools.identifiers.identifier_key`.
+Identifier = Annotated[str, AfterValidator(_identifier)]
+SegmentField = Annotated[Segment, AfterValidator(normalize_segment)]
+DeclineCodes = Annotated[list[str], AfterValidator(canonical_codes)]
+Rationale = Annotated[str, AfterValidator(lambda t: clean_text(t, MAX_RATIONALE_CHARS))]
+Note = Annotated[str, AfterValidator(lambda t: clean_text(t, MAX_NOTE_CHARS))]
 
 # CONTRACT.md section 1, in the order payops writes and tables hold them.
 TRANSACTION_COLUMNS: tuple[str, ...] = (
@@ -151,13 +176,16 @@ class ProcessorInfo(BaseModel):
 
 
 class RecentChange(BaseModel):
-    """A configuration or rule change that went live shortly before the incident."""
+    """A configuration or rule change that went live shortly before the incident.
+
+    `kind` is free text classified by `tools.change_kinds.change_class`.
+    """
 
     model_config = ConfigDict(extra="allow")
     ts: datetime
-    kind: str
-    target: Segment = Field(default_factory=dict)
-    version: str | None = None
+    kind: Identifier
+    target: SegmentField = Field(default_factory=dict)
+    version: Identifier | None = None
 
     @field_validator("ts")
     @classmethod
@@ -170,42 +198,43 @@ class RecentChange(BaseModel):
 
 
 class NoActionParams(_Model):
-    reason: str = ""
+    reason: Note = ""
 
 
 class NotifyOncallParams(_Model):
     severity: Severity = "warning"
-    summary: str = ""
+    summary: Note = ""
 
 
 class ShiftTrafficParams(_Model):
-    segment: Segment
-    from_processor: str
-    to_processor: str
+    segment: SegmentField
+    from_processor: Identifier
+    to_processor: Identifier
     percent: float = Field(gt=0, le=100)
 
 
 class FailoverProcessorParams(_Model):
-    segment: Segment
-    from_processor: str
-    to_processor: str
+    segment: SegmentField
+    from_processor: Identifier
+    to_processor: Identifier
     ttl_minutes: int = Field(gt=0)
 
 
 class EnableRetryParams(_Model):
-    segment: Segment
-    decline_codes: list[str] = Field(min_length=1)
+    segment: SegmentField
+    # Canonical spellings (tools/decline_codes.py), each once: `4` and `04` are one code.
+    decline_codes: DeclineCodes = Field(min_length=1)
     max_attempts: int = Field(ge=1)
-    backup_processor: str | None = None
+    backup_processor: Identifier | None = None
 
 
 class Force3dsParams(_Model):
-    segment: Segment
+    segment: SegmentField
     ttl_minutes: int = Field(gt=0)
 
 
 class Relax3dsParams(_Model):
-    segment: Segment
+    segment: SegmentField
     ttl_minutes: int = Field(gt=0)
 
 
@@ -214,14 +243,14 @@ class RollbackConfigParams(_Model):
 
 
 class AdjustFraudRuleParams(_Model):
-    merchant_id: str
-    rule: str
+    merchant_id: Identifier
+    rule: Identifier
     mode: Literal["shadow", "disable", "threshold"]
     value: float | None = None
 
 
 class DisablePaymentMethodParams(_Model):
-    segment: Segment
+    segment: SegmentField
     ttl_minutes: int = Field(gt=0)
 
 
@@ -265,7 +294,7 @@ class Decision(_Model):
     confidence: float = Field(ge=0.0, le=1.0)
     risk: RiskLevel = "none"
     reasoner: str = "deterministic"
-    rationale: str = ""
+    rationale: Rationale = ""
 
     @model_validator(mode="after")
     def _check_params_and_risk(self) -> Decision:
@@ -307,12 +336,25 @@ class RecentAction(Decision):
 
 
 class ScenarioContext(BaseModel):
-    """Operational context of a scenario: processors, recent actions and recent changes."""
+    """Operational context of a scenario: processors, recent actions and recent changes.
+
+    Processor names are identifiers: kept normalized, and two names of one processor
+    (`acq_a`, `ACQ_A `) are an error rather than two processors.
+    """
 
     model_config = ConfigDict(extra="allow")
     processors: dict[str, ProcessorInfo] = Field(default_factory=dict)
     recent_actions: list[RecentAction] = Field(default_factory=list)
     recent_changes: list[RecentChange] = Field(default_factory=list)
+
+    @field_validator("processors")
+    @classmethod
+    def _processor_names(cls, value: dict[str, ProcessorInfo]) -> dict[str, ProcessorInfo]:
+        return normalize_keys(value, "processors")
+
+    def processor(self, name: str) -> ProcessorInfo | None:
+        """What the context says about processor `name` (any spelling of it), else None."""
+        return lookup(self.processors, name)
 
 
 class Expected(BaseModel):

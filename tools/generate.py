@@ -46,6 +46,7 @@ from tools.contract import (
     iso,
 )
 from tools.incidents import QUIET, CauseChange, IncidentKindSpec, Injection, registry
+from tools.output import check_output_dir
 from tools.sql import ident
 
 FileFormat = Literal["csv.gz", "csv", "parquet", "jsonl"]
@@ -1069,6 +1070,8 @@ def generate_scenario(
     if rows < 1:
         raise ValueError("rows must be at least 1")
     opts = options or GenerateOptions()
+    scenario_id = opts.scenario_id or f"{kind}-s{seed}"
+    check_output_dir(out_dir / scenario_id, "OUT")  # before the work, not after it
     world = _build_world(seed, opts)
     if primary.injection and primary.injection.at_month_end and opts.start is None:
         # A month-end kind (an insufficient-funds wave): move the day, keep the hour.
@@ -1106,7 +1109,6 @@ def generate_scenario(
         hit, factor = injection.effect(sev)
         incidents.append(_Incident(k, injection, seg, sev, hit, factor))
 
-    scenario_id = opts.scenario_id or f"{kind}-s{seed}"
     folder = out_dir / scenario_id
     folder.mkdir(parents=True, exist_ok=True)
     data_path = folder / f"transactions.{opts.file_format}"

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tools import sql
 from tools.config import LearningConfig, state_dir
 from tools.contract import ActionName, IncidentKind, RunRecord, Segment, Verdict, iso, utc
+from tools.output import atomic_writer
 
 LEARNING_FILE = "learning.db"
 
@@ -346,19 +345,9 @@ class LearningStore(sql.SqliteStore):
         segment and params as objects and success as true/false/null; CSV holds them as
         JSON text and 1/0, with empty cells for nulls.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out, self._lock:
-                rows = self._conn.execute(sql.LEARNING_EXPORT)
-                written = _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_writer(path, "learn export") as out, self._lock:
+            rows = self._conn.execute(sql.LEARNING_EXPORT)
+            written = _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
         return written
 
 

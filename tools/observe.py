@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from tools.config import ObserveConfig
-from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, utc
+from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, iso, utc
 from tools.data import DataError, Dataset
 from tools.detection import Detection, DetectionResult, count_models, detect
 from tools.metrics import (
@@ -150,10 +150,18 @@ def infer_windows(dataset: Dataset) -> tuple[TimeWindow, TimeWindow]:
     return TimeWindow(start=start, end=split), TimeWindow(start=split, end=end)
 
 
+def _span(window: TimeWindow) -> str:
+    return f"{iso(window.start)}/{iso(window.end)}"
+
+
 def resolve_windows(
     dataset: Dataset, baseline: TimeWindow | None, current: TimeWindow | None
 ) -> tuple[TimeWindow, TimeWindow]:
-    """Caller's windows first, then the scenario's, then inferred ones."""
+    """Caller's windows first, then the scenario's, then inferred ones.
+
+    Raises DataError when the current window starts before the baseline ends: reversed or
+    overlapping windows compare nothing meaningful.
+    """
     scenario = dataset.scenario
     if baseline is None and scenario is not None:
         baseline = scenario.baseline_window
@@ -163,7 +171,29 @@ def resolve_windows(
         inferred_baseline, inferred_current = infer_windows(dataset)
         baseline = baseline or inferred_baseline
         current = current or inferred_current
+    if current.start < baseline.end:
+        raise DataError(
+            dataset.source,
+            f"the current window {_span(current)} starts before the baseline window "
+            f"{_span(baseline)} ends; the current window must come after the baseline",
+        )
     return baseline, current
+
+
+def _require_transactions(dataset: Dataset, table: SegmentTable) -> None:
+    """Raise DataError when a window holds no transactions: there is nothing to compare,
+    and "no anomaly" would be a claim made from nothing."""
+    for name, window, stats in (
+        ("baseline", table.baseline, table.total.baseline),
+        ("current", table.current, table.total.current),
+    ):
+        if stats.attempts == 0:
+            raise DataError(
+                dataset.source,
+                f"the {name} window {_span(window)} holds no transactions; "
+                "nothing can be tested",
+            )
+
 
 
 def code_shares(before: WindowStats, after: WindowStats, mix: CodeMix) -> list[CodeShift]:
@@ -306,6 +336,7 @@ def observe(
     dims = dataset.dimensions
     build_leaf_cube(dataset.conn, dataset.table, dims, baseline, current, cube=CUBE)
     table = rollup(dataset.conn, dims, cfg.depth, baseline, current, cube=CUBE)
+    _require_transactions(dataset, table)
     result = detect(table, cfg)
     root_causes = _localize_all(dataset, table, result, cfg) if result.detections else []
     root_keys = {rc.key for rc in root_causes}

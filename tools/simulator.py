@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from tools.change_kinds import is_fraud_rule_change
 from tools.contract import (
     AdjustFraudRuleParams,
     Decision,
@@ -199,7 +200,7 @@ def _adjust_fraud_rule(p: BaseModel, snap: SegmentSnapshot, ctx: ScenarioContext
 
 def _rollback(p: BaseModel, snap: SegmentSnapshot, ctx: ScenarioContext) -> _Estimate:
     assert isinstance(p, RollbackConfigParams)
-    if "fraud" in p.change.kind.lower():
+    if is_fraud_rule_change(p.change.kind):
         return _release_fraud_declines(snap, 1.0, f"rollback of {p.change.kind}")
     if snap.baseline_attempts == 0:
         return _unchanged(snap, "no baseline for the segment")

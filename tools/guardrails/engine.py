@@ -33,11 +33,15 @@ RULES: tuple[Rule, ...] = (
     retry.retry_after_failed_3ds,
     # 3-D Secure
     authentication.relax_3ds_sca,
+    authentication.rollback_3ds_sca,
     authentication.force_3ds_needs_1a,
     # rollbacks and fraud rules
     changes.rollback_known_change,
+    changes.rollback_touches_incident,
+    changes.rollback_recent,
     changes.rollback_precedes_anomaly,
     changes.fraud_rule_rollback_needs_human,
+    changes.rollback_unknown_change_kind,
     changes.fraud_rule_shadow_first,
     # pacing
     pacing.kill_switch,

@@ -28,6 +28,12 @@ KILL_SWITCH_ENV: Final = "PAYOPS_KILL_SWITCH"
 # is seen (DOMAIN.md: 1-5% probe traffic stays). The simulator models failover with it.
 FAILOVER_PROBE_PCT: Final = 5.0
 
+# Without processors in the context, a processor whose success rate on a segment fell this
+# much from its own baseline, with a one-sided p-value below DATA_HEALTH_P_VALUE, is not
+# healthy for that segment (guardrails.base.unhealthy_reason). Detection's default bars.
+DATA_HEALTH_MAX_DROP_PP: Final = 3.0
+DATA_HEALTH_P_VALUE: Final = 0.01
+
 # Upper limits: a configured value may be lower (tighter), never higher.
 HARD_CEILINGS: Final[Mapping[str, float]] = MappingProxyType(
     {
@@ -40,6 +46,7 @@ HARD_CEILINGS: Final[Mapping[str, float]] = MappingProxyType(
         "max_actions_per_hour": 6,  # actions (other than notify/no_action) per rolling hour
         "max_affected_share": 0.30,  # above this share of all attempts a human approves
         "auto_rollback_drop_pp": 3.0,  # roll back when the target segment drops this much
+        "max_change_age_minutes": 180,  # a rollback undoes a change at most 3 h before the drop
     }
 )
 
@@ -98,6 +105,7 @@ class GuardLimits(BaseModel):
     max_actions_per_hour: int = Field(default=int(HARD_CEILINGS["max_actions_per_hour"]), ge=0)
     max_affected_share: float = Field(default=HARD_CEILINGS["max_affected_share"], ge=0)
     auto_rollback_drop_pp: float = Field(default=HARD_CEILINGS["auto_rollback_drop_pp"], gt=0)
+    max_change_age_minutes: float = Field(default=HARD_CEILINGS["max_change_age_minutes"], gt=0)
 
     @model_validator(mode="after")
     def _never_looser_than_hard(self) -> GuardLimits:
@@ -142,6 +150,7 @@ class GuardConfig(BaseModel):
     max_actions_per_hour: int | None = Field(default=None, ge=0)
     max_affected_share: float | None = Field(default=None, ge=0, le=1)
     auto_rollback_drop_pp: float | None = Field(default=None, gt=0)
+    max_change_age_minutes: float | None = Field(default=None, gt=0)
 
 
 def kill_switch_from_env(environ: Mapping[str, str] | None = None) -> bool:
