@@ -178,7 +178,7 @@ def render_observation(obs: Observation, source: str) -> None:
 
 def _render_update(node: str, update: dict[str, Any], source: str) -> None:
     from agent.model_reasoner import IncidentHypothesis
-    from tools.contract import Decision, Outcome
+    from tools.contract import Decision, Outcome, Violation
     from tools.guardrails import GuardVerdict
     from tools.observe import Observation
 
@@ -216,6 +216,12 @@ def _render_update(node: str, update: dict[str, Any], source: str) -> None:
         )
     elif node == "act":
         out.rule("[bold]act[/bold] (simulated)")
+        if update.get("verdict") == "blocked":
+            # Guard runs again when the action is claimed (e.g. after a human's approval).
+            out.print("[red]blocked[/red]: guard refused it at the moment of acting")
+            for v in update.get("violations", []):
+                violation = Violation.model_validate(v)
+                out.print(f"  [red]✗[/red] {violation.rule}: {escape(violation.detail)}")
         outcome = Outcome.model_validate(update["outcome"]) if update.get("outcome") else None
         if update.get("already_executed"):
             out.print(
@@ -353,17 +359,21 @@ def _resume(
     with user_errors():
         from agent.runner import resume_run, sqlite_checkpointer
         from agent.state import Approval
+        from tools.sql import SchemaError, StoreBusyError
 
         ctx = _context(model, None, None)
         on_update = None if as_json else (lambda n, u: _render_update(n, u, thread))
-        with sqlite_checkpointer(ctx.state_dir) as saver:
-            result = resume_run(
-                thread,
-                Approval(approved=approved, by=by, reason=reason),
-                ctx,
-                saver,
-                on_update=on_update,
-            )
+        try:
+            with sqlite_checkpointer(ctx.state_dir) as saver:
+                result = resume_run(
+                    thread,
+                    Approval(approved=approved, by=by, reason=reason),
+                    ctx,
+                    saver,
+                    on_update=on_update,
+                )
+        except (StoreBusyError, SchemaError) as exc:
+            raise UserError(str(exc)) from None
         _finish(result, as_json, ctx)
 
 

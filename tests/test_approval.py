@@ -34,7 +34,7 @@ from agent.runner import (
 from agent.state import Approval
 from tests.test_graph import ROWS, SEED, ledger_rows
 from tools.contract import Decision, Outcome, RunRecord, ScenarioContext
-from tools.executor import SimulatedExecutor
+from tools.executor import JOURNAL_FILE, SimulatedExecutor
 from tools.generate import GenerateOptions, generate_scenario
 from tools.learning import LEARNING_FILE, LearningStore
 from tools.routes import SegmentSnapshot
@@ -198,8 +198,9 @@ def test_cli_readable_approve_shows_the_approval_and_the_outcome(
 class StallingExecutor:
     """The simulator, but it first signals `marker` and stalls: a process to kill in act."""
 
-    def __init__(self, marker: Path) -> None:
+    def __init__(self, marker: Path, home: Path) -> None:
         self.marker = marker
+        self.simulator = SimulatedExecutor(home / JOURNAL_FILE)
 
     def execute(
         self,
@@ -212,12 +213,16 @@ class StallingExecutor:
         """Signal, stall for a minute (the test kills us first), then simulate."""
         self.marker.write_text(idempotency_key, encoding="utf-8")
         time.sleep(60)
-        return SimulatedExecutor().execute(decision, idempotency_key, snap, context, seed)
+        return self.simulator.execute(decision, idempotency_key, snap, context, seed)
+
+    def applied(self, idempotency_key: str) -> Outcome | None:
+        """What the simulator's journal holds."""
+        return self.simulator.applied(idempotency_key)
 
 
 def approve_and_stall(home: str, thread_id: str, marker: str) -> None:
     """Child process: approve `thread_id`, then stall inside act after the ledger claim."""
-    ctx = Context(state_dir=Path(home), executor=StallingExecutor(Path(marker)))
+    ctx = Context(state_dir=Path(home), executor=StallingExecutor(Path(marker), Path(home)))
     with sqlite_checkpointer(ctx.state_dir) as saver:
         resume_run(thread_id, Approval(approved=True, by="first-operator"), ctx, saver)
 
