@@ -54,10 +54,11 @@ def fraud(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
     env["PAYOPS_HOME"] = str(home)
     env["COLUMNS"] = "200"  # rich wraps at 80 columns without a terminal
+    env.update(extra or {})
     return env
 
 
@@ -67,11 +68,13 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from agent.cli import main; main()", *args]
 
 
-def payops(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`payops ARGS` in a new process with its state in `home`."""
+def payops(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`payops ARGS` in a new process with its state in `home` (and `env` on top)."""
     return subprocess.run(
         _command(*args),
-        env=_env(home),
+        env=_env(home, env),
         cwd=home.parent,  # no stray ./payops.toml
         capture_output=True,
         text=True,
