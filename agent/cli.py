@@ -71,13 +71,22 @@ def user_errors() -> Iterator[None]:
     from agent.runner import RunError
     from tools.config import ConfigError
     from tools.data import DataError
+    from tools.sql import SchemaError, StoreBusyError
 
     try:
         yield
     except DataError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
-    except (ConfigError, ModelConfigError, RunError, UserError, ValueError) as exc:
+    except (
+        ConfigError,
+        ModelConfigError,
+        RunError,
+        SchemaError,
+        StoreBusyError,
+        UserError,
+        ValueError,
+    ) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
@@ -359,21 +368,17 @@ def _resume(
     with user_errors():
         from agent.runner import resume_run, sqlite_checkpointer
         from agent.state import Approval
-        from tools.sql import SchemaError, StoreBusyError
 
         ctx = _context(model, None, None)
         on_update = None if as_json else (lambda n, u: _render_update(n, u, thread))
-        try:
-            with sqlite_checkpointer(ctx.state_dir) as saver:
-                result = resume_run(
-                    thread,
-                    Approval(approved=approved, by=by, reason=reason),
-                    ctx,
-                    saver,
-                    on_update=on_update,
-                )
-        except (StoreBusyError, SchemaError) as exc:
-            raise UserError(str(exc)) from None
+        with sqlite_checkpointer(ctx.state_dir) as saver:
+            result = resume_run(
+                thread,
+                Approval(approved=approved, by=by, reason=reason),
+                ctx,
+                saver,
+                on_update=on_update,
+            )
         _finish(result, as_json, ctx)
 
 

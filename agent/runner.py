@@ -150,7 +150,11 @@ def _drive(
     except (InProgressError, StoreBusyError, SchemaError) as exc:
         thread = config.get("configurable", {}).get("thread_id", "")
         raise RunError(f"{exc} (`payops approve {thread}` finishes the run)") from exc
-    snapshot = graph.get_state(config)
+    return _state_of(graph.get_state(config))
+
+
+def _state_of(snapshot: StateSnapshot) -> tuple[AgentState, ApprovalRequest | None]:
+    """The cycle's state, and its pending approval request if it is paused."""
     state = AgentState.model_validate(snapshot.values)
     pending = None
     if snapshot.interrupts:
@@ -342,12 +346,7 @@ def _finish(
         else:
             break
         _drive(graph, payload, config, ctx, on_update)
-    snapshot = graph.get_state(config)
-    state = AgentState.model_validate(snapshot.values)
-    pending = None
-    if snapshot.interrupts:
-        pending = ApprovalRequest.model_validate(snapshot.interrupts[0].value)
-    return state, pending
+    return _state_of(graph.get_state(config))
 
 
 def run_scenario(

@@ -17,8 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self
+from typing import Any, Literal, Protocol
 
 from tools import sql
 from tools.contract import iso
@@ -56,7 +55,7 @@ class AnswerResult:
     record: ApprovalRecord
 
 
-class ApprovalStore(Protocol):
+class ApprovalStore(sql.StoreHandle, Protocol):
     """Durable approval requests with an atomic answer (see the module docstring)."""
 
     def request(self, thread_id: str, scenario_id: str, request: Mapping[str, Any]) -> bool:
@@ -83,19 +82,6 @@ class ApprovalStore(Protocol):
     def pending(self) -> list[ApprovalRecord]:
         """Unanswered requests, oldest first."""
         ...
-
-    def close(self) -> None:
-        """Release the storage."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 class SqliteApprovalStore(sql.SqliteStore):

@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal, Protocol, Self
+from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -223,7 +222,7 @@ class LearningContext:
         )
 
 
-class OutcomeStore(Protocol):
+class OutcomeStore(sql.StoreHandle, Protocol):
     """Storage of learned outcomes: what the learn node writes and the reasoner reads."""
 
     def record(self, outcome: LearnedOutcome) -> bool:
@@ -251,19 +250,6 @@ class OutcomeStore(Protocol):
     def export(self, path: Path, fmt: ExportFormat = "json") -> int:
         """Write every outcome to `path`, whole or not at all; returns the rows written."""
         ...
-
-    def close(self) -> None:
-        """Release the storage."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 def default_learning_path() -> Path:

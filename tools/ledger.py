@@ -40,8 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self, cast
+from typing import Any, Literal, Protocol, cast
 
 from pydantic_core import to_jsonable_python
 
@@ -141,7 +140,7 @@ class RunOnceResult:
     refused: list[Violation] = field(default_factory=list)  # the admission said no
 
 
-class LedgerStore(Protocol):
+class LedgerStore(sql.StoreHandle, Protocol):
     """Storage of the exactly-once protocol (see the module docstring)."""
 
     owner: str
@@ -187,19 +186,6 @@ class LedgerStore(Protocol):
     def withdraw(self, key: str) -> bool:
         """Delete this owner's claim of an action the executor confirmed never happened."""
         ...
-
-    def close(self) -> None:
-        """Release the storage."""
-        ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
 
 
 def default_ledger_path() -> Path:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 
 def ident(name: str) -> str:
@@ -267,6 +267,23 @@ def ensure_schema(
             )
 
     sqlite_retry(path, upgrade)
+
+
+class StoreHandle(Protocol):
+    """What every state store is: closed when done, usable as a context manager."""
+
+    def close(self) -> None:
+        """Release the storage."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
 
 
 class SqliteStore:
