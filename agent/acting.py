@@ -29,7 +29,7 @@ from agent.context import Context
 from agent.reasoning import anomaly_start
 from agent.state import Approval
 from tools.contract import Decision, Outcome, ScenarioContext, Violation
-from tools.data import Dataset
+from tools.data import SCENARIO_FILE, Dataset, read_scenario
 from tools.executor import idempotency_key
 from tools.guardrails import GuardInput, GuardLimits, GuardVerdict, evaluate
 from tools.guardrails.base import PastAction
@@ -61,9 +61,17 @@ class Proposal:
 
     @property
     def context(self) -> ScenarioContext:
-        """The scenario's operational context (empty for a plain file)."""
+        """The scenario's operational context as loaded (empty for a plain file)."""
         ds = self.dataset
         return ds.scenario.context if ds.scenario is not None else ScenarioContext()
+
+    def context_now(self) -> ScenarioContext:
+        """The scenario's context as it is on disk now (processor health may have changed
+        since the data was loaded, e.g. during a pause for approval)."""
+        ds = self.dataset
+        if ds.scenario is None:
+            return ScenarioContext()
+        return read_scenario(ds.source.parent / SCENARIO_FILE).context
 
     @cached_property
     def idempotency_key(self) -> str:
@@ -109,11 +117,15 @@ def snapshot_of(ctx: Context, proposal: Proposal) -> SegmentSnapshot:
 
 
 def guard_input(
-    ctx: Context, proposal: Proposal, history: tuple[PastAction, ...] = ()
+    ctx: Context,
+    proposal: Proposal,
+    history: tuple[PastAction, ...] = (),
+    context: ScenarioContext | None = None,
 ) -> GuardInput:
-    """What guard reads about `proposal`, with `history` from the ledger."""
+    """What guard reads about `proposal`, with `history` from the ledger (and `context`,
+    default the one loaded with the data)."""
     obs = proposal.observation
-    context = proposal.context
+    context = context if context is not None else proposal.context
     return GuardInput(
         decision=proposal.decision,
         snapshot=snapshot_of(ctx, proposal),
@@ -152,9 +164,13 @@ def check(ctx: Context, proposal: Proposal) -> GuardVerdict:
 
 
 def _admission(
-    ctx: Context, proposal: Proposal, limits: GuardLimits, approval: Approval | None
+    ctx: Context,
+    proposal: Proposal,
+    context: ScenarioContext,
+    limits: GuardLimits,
+    approval: Approval | None,
 ) -> Admission:
-    base = guard_input(ctx, proposal)
+    base = guard_input(ctx, proposal, context=context)
     key = proposal.idempotency_key
     human = approval is not None and approval.approved
 
@@ -173,8 +189,8 @@ def act(ctx: Context, proposal: Proposal, approval: Approval | None = None) -> A
     """Execute `proposal` exactly once, if guard allows it at this moment.
 
     Guard runs again with the current limits (the kill switch from config or
-    PAYOPS_KILL_SWITCH), the data and context as loaded now (processor health) and the
-    ledger's history, inside the claim's transaction. `approval` is the human's answer when
+    PAYOPS_KILL_SWITCH), the scenario's context as it is on disk now (processor health) and
+    the ledger's history, inside the claim's transaction. `approval` is the human's answer when
     guard asked for one: without an approval, a decision that needs one is blocked.
     The executor gets the idempotency key; an in-doubt claim is settled by asking it.
     """
@@ -183,7 +199,7 @@ def act(ctx: Context, proposal: Proposal, approval: Approval | None = None) -> A
     limits = ctx.current_limits()
     executor = ctx.action_executor()
     snap = snapshot_of(ctx, proposal)
-    context = proposal.context
+    context = proposal.context_now()
 
     def execute() -> dict[str, Any]:
         return executor.execute(decision, key, snap, context, proposal.seed).model_dump(mode="json")
@@ -202,7 +218,7 @@ def act(ctx: Context, proposal: Proposal, approval: Approval | None = None) -> A
             params=decision.params,
             execute=execute,
             applied=applied,
-            admission=_admission(ctx, proposal, limits, approval),
+            admission=_admission(ctx, proposal, context, limits, approval),
         )
     if result.refused:
         return ActResult(

@@ -7,7 +7,8 @@
   PAYOPS_KILL_SWITCH) and processor health. What it blocks then is blocked, and the reason
   is shown, in text and in --json.
 - A run that fails before acting leaves no dead thread in the checkpoint database; one
-  that fails inside act stays, and `approve` finishes it.
+  that fails inside act stays, and `approve` finishes it. One killed before it asked is
+  continued to its question, and only then answered.
 """
 
 from __future__ import annotations
@@ -22,15 +23,25 @@ from agent.context import Context
 from agent.runner import (
     RunResult,
     chat_model,
+    memory_checkpointer,
     resume_run,
     sqlite_checkpointer,
     start_run,
 )
 from agent.state import Approval
 from tests.counting_executor import CountingExecutor, calls_per_key
-from tests.processes import DIMENSIONS, FAST, answer, join_all, start
+from tests.processes import (
+    DIMENSIONS,
+    FAST,
+    answer,
+    counted_context,
+    crash_cycle,
+    join_all,
+    start,
+)
 from tests.test_approval import payops, record_of
 from tests.test_graph import ledger_rows
+from tools.approvals import APPROVALS_FILE, SqliteApprovalStore
 from tools.config import PayopsConfig
 from tools.generate import GenerateOptions, generate_scenario
 from tools.guardrails import GuardConfig
@@ -169,6 +180,29 @@ def test_a_target_marked_unhealthy_after_the_pause_blocks_the_approval(tmp_path:
     assert ledger_rows(home) == []
 
 
+def test_a_long_lived_process_sees_the_health_of_now_at_approval(tmp_path: Path) -> None:
+    # One process pauses and approves (as a chat session would): its data stay cached, but
+    # guard reads the scenario's context from disk again when the action is claimed.
+    scenario = generate_scenario(
+        tmp_path / "s", "processor_outage", SEED, ROWS, options=GenerateOptions(file_format="csv")
+    )
+    config = PayopsConfig(guard=GuardConfig(max_affected_share=0.0))
+    home = tmp_path / "home"
+    ctx = Context(config=config, state_dir=home, executor=CountingExecutor(home / "executor"))
+    saver = memory_checkpointer()
+    pending = start_run(scenario, ctx, saver, dimensions=DIMENSIONS)
+    decision = pending.record.decision
+    assert pending.record.verdict == "needs_approval" and decision is not None
+    spec = json.loads((scenario / "scenario.json").read_text(encoding="utf-8"))
+    spec["context"]["processors"][decision.params["to_processor"]]["healthy"] = False
+    (scenario / "scenario.json").write_text(json.dumps(spec), encoding="utf-8")
+
+    done = resume_run(pending.thread_id, Approval(approved=True), ctx, saver)
+    assert done.record.verdict == "blocked"
+    assert "target_healthy" in {v.rule for v in done.record.violations}
+    assert calls_per_key(home / "executor") == {}
+
+
 # ---------------------------------------------------------------------------------------
 # Dead threads.
 
@@ -217,3 +251,27 @@ def test_a_run_that_fails_inside_act_stays_and_approve_finishes_it(
         done = resume_run(thread, Approval(approved=True, by="alice"), ctx, saver)
     assert done.record.verdict == "executed"
     assert [o["verdict"] for o in learned(home)] == ["executed"]
+
+
+def test_an_answer_is_never_applied_to_a_question_nobody_saw(fraud: Path, tmp_path: Path) -> None:
+    # Killed in the middle of the run, before it asked: approving it first lets the cycle
+    # reach its question, and shows it; only the next answer is applied.
+    home = tmp_path / "home"
+    child = start(
+        crash_cycle, str(home), str(fraud), "killed-early", "ckpt:put:after:2", DIMENSIONS
+    )
+    assert join_all([child]) == [-9]
+    ctx = counted_context(str(home))
+    with sqlite_checkpointer(home) as saver:
+        first = resume_run("killed-early", Approval(approved=True, by="alice"), ctx, saver)
+    assert first.record.verdict == "needs_approval" and first.pending is not None
+    assert calls_per_key(home / "executor") == {}
+    with SqliteApprovalStore(home / APPROVALS_FILE) as approvals:
+        assert [r.thread_id for r in approvals.pending()] == ["killed-early"]
+    with sqlite_checkpointer(home) as saver:
+        second = resume_run("killed-early", Approval(approved=True, by="alice"), ctx, saver)
+    assert second.record.verdict == "executed"
+    with SqliteApprovalStore(home / APPROVALS_FILE) as approvals:
+        assert approvals.pending() == []
+        answered = approvals.get("killed-early")
+    assert answered is not None and answered.status == "approved"
