@@ -148,8 +148,7 @@ def _drive(
                 if on_update is not None and not node.startswith("__"):
                     on_update(node, update or {})
     except (InProgressError, StoreBusyError, SchemaError) as exc:
-        thread = config.get("configurable", {}).get("thread_id", "")
-        raise RunError(f"{exc} (`payops approve {thread}` finishes the run)") from exc
+        raise RunError(str(exc)) from exc
     return _state_of(graph.get_state(config))
 
 
@@ -175,16 +174,21 @@ def _past_guard(snapshot: StateSnapshot) -> bool:
     return bool(names & {"act", "learn"}) or snapshot.values.get("idempotency_key") is not None
 
 
-def _discard_dead_thread(graph: Any, config: RunnableConfig) -> None:
-    """Delete the checkpoints of a run that failed before acting: nothing to finish."""
+def _keep_if_finishable(graph: Any, config: RunnableConfig) -> bool:
+    """After a failed run: keep it if it got past guard (True), else delete its checkpoints.
+
+    A run that failed before acting has nothing to finish; one in act or learn may hold an
+    executed action or an answered approval, and `resume_run` finishes it.
+    """
     thread_id = str(config.get("configurable", {}).get("thread_id", ""))
     try:
         snapshot = graph.get_state(config)
         if snapshot.values and _past_guard(snapshot):
-            return
+            return True
         graph.checkpointer.delete_thread(thread_id)
     except Exception:  # best effort: the original error is what the caller must see
         log.warning("could not discard the checkpoints of failed run %s", thread_id)
+    return False
 
 
 def _record_request(
@@ -225,8 +229,12 @@ def start_run(
     initial = AgentState(source=str(source), seed=seed, lenient=lenient, dimensions=dimensions)
     try:
         state, pending = _drive(graph, initial, config, ctx, on_update)
+    except RunError as exc:
+        if _keep_if_finishable(graph, config):
+            raise RunError(f"{exc}; `payops approve {thread_id}` finishes the run") from exc
+        raise
     except BaseException:
-        _discard_dead_thread(graph, config)
+        _keep_if_finishable(graph, config)
         raise
     if pending is not None:
         _record_request(ctx, thread_id, state, pending)

@@ -8,7 +8,7 @@ the decision, an `Escalation` sends it to a human. Rules are registered in
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal, cast
@@ -48,7 +48,7 @@ class PastAction:
     segment: Segment
     at: datetime
     age: timedelta
-    origin: str  # "scenario", or "ledger (<thread id>)"
+    origin: str  # "scenario", or "ledger, <thread id>"
 
     @classmethod
     def of(
@@ -86,7 +86,7 @@ class GuardInput:
     context: ScenarioContext
     now: datetime
     anomaly_start: datetime | None = None
-    ledger_history: tuple[PastAction, ...] = field(default=())
+    ledger_history: tuple[PastAction, ...] = ()
 
     @cached_property
     def params(self) -> BaseModel:
