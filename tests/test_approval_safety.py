@@ -118,8 +118,9 @@ def test_approve_racing_reject_has_exactly_one_winner(
 def test_the_loser_of_an_answer_gets_one_line_and_exit_2(fraud: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
     thread = pause(fraud, home)
-    approved = payops(home, "approve", thread, "--by", "alice", "--json")
-    assert approved.returncode == 0, approved.stderr
+    with sqlite_checkpointer(home) as saver:
+        ctx = Context(state_dir=home)
+        resume_run(thread, Approval(approved=True, by="alice"), ctx, saver)
     rejected = payops(home, "reject", thread, "--reason", "too risky")
     assert rejected.returncode == 2
     message = rejected.stderr.strip()
