@@ -9,7 +9,9 @@ exploration floor.
 
 from __future__ import annotations
 
+import functools
 import shutil
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from agent.context import Context
 from agent.runner import RunResult, memory_checkpointer, start_run
 from tests.counting_executor import CountingExecutor, calls_per_key
+from tests.processes import DIMENSIONS
 from tools.contract import TimeWindow
 from tools.generate import GenerateOptions, generate_scenario
 
@@ -47,6 +50,16 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _plain(tmp_path_factory.mktemp("issuer"), "issuer_outage")
 
 
+@functools.cache
+def _windows(source: Path) -> tuple[TimeWindow, TimeWindow]:
+    """The baseline and current windows payops infers for `source`."""
+    with tempfile.TemporaryDirectory() as probe:
+        result = start_run(source, Context(state_dir=Path(probe)), memory_checkpointer())
+    obs = result.state.observation
+    assert obs is not None
+    return obs.baseline, obs.current
+
+
 def run(
     source: Path,
     home: Path,
@@ -60,13 +73,11 @@ def run(
     if clock is not None:
         ctx.clock = clock
     if moved_min:
-        first = start_run(source, Context(state_dir=home / "probe"), memory_checkpointer())
-        obs = first.state.observation
-        assert obs is not None
+        baseline, current = _windows(source)
         m = timedelta(minutes=moved_min)
-        ctx.baseline = TimeWindow(start=obs.baseline.start - m, end=obs.baseline.end - m)
-        ctx.current = TimeWindow(start=obs.current.start - m, end=obs.current.end - m)
-    return start_run(source, ctx, memory_checkpointer())
+        ctx.baseline = TimeWindow(start=baseline.start - m, end=baseline.end - m)
+        ctx.current = TimeWindow(start=current.start - m, end=current.end - m)
+    return start_run(source, ctx, memory_checkpointer(), dimensions=DIMENSIONS)
 
 
 def test_ten_runs_over_one_plain_file_shift_once_and_are_then_held_by_the_cooldown(
