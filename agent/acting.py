@@ -39,6 +39,16 @@ from tools.observe import Observation
 from tools.routes import SegmentSnapshot
 
 
+def scenario_id_of(ds: Dataset) -> str:
+    """The scenario's id, or the data file's name for a plain file."""
+    return ds.scenario.id if ds.scenario is not None else ds.source.name
+
+
+def scenario_context_of(ds: Dataset) -> ScenarioContext:
+    """The scenario's operational context as loaded (empty for a plain file)."""
+    return ds.scenario.context if ds.scenario is not None else ScenarioContext()
+
+
 @dataclass(frozen=True)
 class Proposal:
     """A decision about one observed incident, with what guard and the executor need.
@@ -56,14 +66,12 @@ class Proposal:
     @property
     def scenario_id(self) -> str:
         """The scenario's id, or the data file's name."""
-        ds = self.dataset
-        return ds.scenario.id if ds.scenario is not None else ds.source.name
+        return scenario_id_of(self.dataset)
 
     @property
     def context(self) -> ScenarioContext:
         """The scenario's operational context as loaded (empty for a plain file)."""
-        ds = self.dataset
-        return ds.scenario.context if ds.scenario is not None else ScenarioContext()
+        return scenario_context_of(self.dataset)
 
     def context_now(self) -> ScenarioContext:
         """The scenario's context as it is on disk now (processor health may have changed

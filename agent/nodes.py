@@ -13,13 +13,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agent import reasoning
-from agent.acting import Proposal, act, check
+from agent.acting import Proposal, act, check, scenario_context_of, scenario_id_of
 from agent.context import Context
 from agent.model_reasoner import decide_with_model
 from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
 from tools.contract import (
     Decision,
-    ScenarioContext,
     Segment,
     Verdict,
     Violation,
@@ -33,10 +32,6 @@ from tools.routes import SegmentSnapshot
 
 def _dataset(state: AgentState, ctx: Context) -> Dataset:
     return ctx.dataset(state.source, state.lenient, state.dimensions)
-
-
-def _scenario_context(ds: Dataset) -> ScenarioContext:
-    return ds.scenario.context if ds.scenario is not None else ScenarioContext()
 
 
 def _decision(state: AgentState) -> Decision:
@@ -77,8 +72,7 @@ def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
     ctx = runtime.context
     ds = _dataset(state, ctx)
     result = observe(ds, ctx.config.observe, baseline=ctx.baseline, current=ctx.current)
-    scenario_id = ds.scenario.id if ds.scenario is not None else ds.source.name
-    return {"observation": result, "scenario_id": scenario_id}
+    return {"observation": result, "scenario_id": scenario_id_of(ds)}
 
 
 def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -86,7 +80,7 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ds = _dataset(state, ctx)
     obs = _observation(state)
-    scenario = _scenario_context(ds)
+    scenario = scenario_context_of(ds)
     with ctx.learning_store() as store:
         learning = store.learning_context()
     found = reasoning.reason(
