@@ -72,13 +72,22 @@ def user_errors() -> Iterator[None]:
     from agent.runner import RunError
     from tools.config import ConfigError
     from tools.data import DataError
+    from tools.sql import SchemaError, StoreBusyError
 
     try:
         yield
     except DataError as exc:
         err.print(f"[red]error:[/red] {printable(exc.message)}")
         raise typer.Exit(2) from None
-    except (ConfigError, ModelConfigError, RunError, UserError, ValueError) as exc:
+    except (
+        ConfigError,
+        ModelConfigError,
+        RunError,
+        SchemaError,
+        StoreBusyError,
+        UserError,
+        ValueError,
+    ) as exc:
         err.print(f"[red]error:[/red] {printable(str(exc))}")
         raise typer.Exit(2) from None
     except OSError as exc:  # a write that failed after the checks (disk full, permissions)
@@ -188,7 +197,7 @@ def render_observation(obs: Observation, source: str) -> None:
 
 def _render_update(node: str, update: dict[str, Any], source: str) -> None:
     from agent.model_reasoner import IncidentHypothesis
-    from tools.contract import Decision, Outcome
+    from tools.contract import Decision, Outcome, Violation
     from tools.guardrails import GuardVerdict
     from tools.observe import Observation
 
@@ -226,6 +235,12 @@ def _render_update(node: str, update: dict[str, Any], source: str) -> None:
         )
     elif node == "act":
         out.rule("[bold]act[/bold] (simulated)")
+        if update.get("verdict") == "blocked":
+            # Guard runs again when the action is claimed (e.g. after a human's approval).
+            out.print("[red]blocked[/red]: guard refused it at the moment of acting")
+            for v in update.get("violations", []):
+                violation = Violation.model_validate(v)
+                out.print(f"  [red]✗[/red] {violation.rule}: {printable(violation.detail)}")
         outcome = Outcome.model_validate(update["outcome"]) if update.get("outcome") else None
         if update.get("already_executed"):
             out.print(

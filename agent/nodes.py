@@ -12,11 +12,18 @@ from langgraph.config import get_config
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from agent import acting, reasoning
+from agent import reasoning
+from agent.acting import Proposal, act, check, scenario_context_of
 from agent.context import Context, scenario_id_of
 from agent.model_reasoner import decide_with_model
 from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
-from tools.contract import Decision, ScenarioContext, Segment, Verdict, Violation
+from tools.contract import (
+    Decision,
+    Segment,
+    Verdict,
+    Violation,
+)
+from tools.crashpoints import crash_point
 from tools.data import Dataset
 from tools.learning import LearnedOutcome
 from tools.observe import Observation, observe
@@ -25,10 +32,6 @@ from tools.routes import SegmentSnapshot
 
 def _dataset(state: AgentState, ctx: Context) -> Dataset:
     return ctx.dataset(state.source, state.lenient, state.dimensions)
-
-
-def _scenario_context(ds: Dataset) -> ScenarioContext:
-    return ds.scenario.context if ds.scenario is not None else ScenarioContext()
 
 
 def _decision(state: AgentState) -> Decision:
@@ -54,9 +57,14 @@ def _thread_id() -> str:
     return str(get_config().get("configurable", {}).get("thread_id", ""))
 
 
-def anomaly_fingerprint(state: AgentState) -> str:
-    """What identifies the incident an action answers: scenario, window and root cause."""
-    return acting.anomaly_fingerprint(state.scenario_id, _observation(state))
+def _proposal(state: AgentState, ctx: Context) -> Proposal:
+    return Proposal(
+        decision=_decision(state),
+        dataset=_dataset(state, ctx),
+        observation=_observation(state),
+        thread_id=_thread_id(),
+        seed=state.seed,
+    )
 
 
 def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -72,7 +80,7 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ds = _dataset(state, ctx)
     obs = _observation(state)
-    scenario = _scenario_context(ds)
+    scenario = scenario_context_of(ds)
     with ctx.learning_store() as store:
         learning = store.learning_context()
     found = reasoning.reason(
@@ -93,14 +101,8 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
 
 
 def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Check the decision against every policy rule; no model is involved."""
-    ctx = runtime.context
-    ds = _dataset(state, ctx)
-    obs = _observation(state)
-    decision = _decision(state)
-    scenario = _scenario_context(ds)
-    snap = _snapshotter(ctx, ds, obs)(decision.target_segment())
-    verdict = acting.guard_decision(decision, obs, scenario, snap, ctx.limits)
+    """Check the decision against every policy rule and the ledger; no model is involved."""
+    verdict = check(runtime.context, _proposal(state, runtime.context))
     return {"guard": verdict, "violations": verdict.violations}
 
 
@@ -140,29 +142,14 @@ def route_after_approval(state: AgentState) -> ApprovalRoute:
 
 
 def act_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Execute the approved decision exactly once, keyed by its content in the ledger."""
-    ctx = runtime.context
-    ds = _dataset(state, ctx)
-    obs = _observation(state)
-    decision = _decision(state)
-    snap = _snapshotter(ctx, ds, obs)(decision.target_segment())
-    with ctx.ledger() as ledger:
-        done = acting.execute_decision(
-            decision,
-            fingerprint=anomaly_fingerprint(state),
-            snap=snap,
-            context=_scenario_context(ds),
-            executor=ctx.executor,
-            ledger=ledger,
-            thread_id=_thread_id(),
-            scenario_id=state.scenario_id,
-            seed=state.seed,
-        )
+    """Execute the decision exactly once, if guard still allows it (`agent.acting.act`)."""
+    result = act(runtime.context, _proposal(state, runtime.context), state.approval)
     return {
-        "idempotency_key": done.idempotency_key,
-        "outcome": done.outcome,
-        "already_executed": done.already_executed,
-        "verdict": "executed",
+        "idempotency_key": result.idempotency_key,
+        "outcome": result.outcome,
+        "already_executed": result.already_executed,
+        "verdict": result.verdict,
+        "violations": [*state.violations, *result.violations],
     }
 
 
@@ -198,8 +185,13 @@ def learn_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
             improvement=None if outcome is None else outcome.improvement,
             confidence=decision.confidence,
             reasoner=decision.reasoner,
-            idempotency_key=state.idempotency_key if verdict == "executed" else None,
+            # One row per execution (its ledger key), else one per cycle: a crashed cycle
+            # finished later, or answered twice, is not learned twice.
+            idempotency_key=(
+                state.idempotency_key if verdict == "executed" else f"cycle:{_thread_id()}"
+            ),
         )
         with ctx.learning_store() as store:
             store.record(learned)
+        crash_point("learn:recorded")
     return {"verdict": verdict, "violations": violations, "learned": True}

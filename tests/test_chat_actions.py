@@ -124,3 +124,33 @@ def test_a_model_that_proposes_on_its_own_still_waits_for_a_person(
     # A second model reply cannot answer the approval: only a person's answer does.
     chat.answer(Approval(approved=False, by="oncall", reason="no"))
     assert ledger_rows(tmp_path) == []
+
+
+def test_approve_racing_reject_on_a_chat_thread_has_one_winner(
+    outage: Path, tmp_path: Path
+) -> None:
+    """The chat's answer is the loop's compare-and-set: an approval that won the race (and
+    has not resumed the turn yet) refuses a later rejection, and the turn then runs with
+    the winning answer only."""
+    chat = session(outage, tmp_path)
+    chat.ask("what is wrong?")
+    turn = chat.ask("shift half of it to acq_a")
+    assert turn.pending is not None
+    call = next(c for c in turn.tool_calls if c.name == "propose_action")
+    with chat.ctx.approvals() as approvals:  # another shell's approve wins the answer first
+        won = approvals.answer(
+            f"{chat.thread_id}/{call.id}",
+            approved=True,
+            by="alice",
+            reason="",
+            scenario_id=turn.pending.scenario_id,
+            request=turn.pending.model_dump(mode="json"),
+        )
+    assert won.won
+    with pytest.raises(ChatError, match="already approved by alice"):
+        chat.answer(Approval(approved=False, by="bob", reason="too late"))
+    assert ledger_rows(tmp_path) == []  # the loser resumed nothing
+    done = chat.answer(Approval(approved=True, by="alice"))  # alice's shell finishes it
+    result = next(c for c in done.tool_calls if c.name == "propose_action").data
+    assert result["status"] == "executed" and result["approved_by"] == "alice"
+    assert [a for _, _, a, _ in ledger_rows(tmp_path)] == ["shift_traffic"]

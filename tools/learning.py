@@ -4,7 +4,7 @@
 transaction per outcome, safe for several processes), prunes rows older than the retention
 period, aggregates them in SQL (`stats`), exports them (`export`), and condenses them into
 a `LearningContext` the deterministic reasoner reads on its next cycle to rank remedies.
-The class is the storage interface a PostgreSQL backend would implement again.
+`OutcomeStore` is its storage interface, which a PostgreSQL backend implements again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -52,8 +52,10 @@ class LearnedOutcome(BaseModel):
 
     `improvement`, `before` and `after` are the simulated or measured success rates of the
     target segment (fractions, as in the contract's `outcome`); they are None when nothing
-    was executed. `idempotency_key` is the action ledger's key of an executed action, so
-    recording the same execution twice stores one row.
+    was executed. `idempotency_key` makes recording idempotent: the action ledger's key of
+    an executed action (an execution is learned once, however many runs report it), or
+    `cycle:<thread id>` for a cycle that executed nothing (a cycle is learned once, however
+    often a crashed one is finished).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -219,13 +221,44 @@ class LearningContext:
         )
 
 
+class OutcomeStore(sql.StoreHandle, Protocol):
+    """Storage of learned outcomes: what the learn node writes and the reasoner reads."""
+
+    def record(self, outcome: LearnedOutcome) -> bool:
+        """Store one outcome; False if its idempotency key is already in."""
+        ...
+
+    def count(self) -> int:
+        """Number of stored outcomes."""
+        ...
+
+    def stats(self, by: StatsKey = "action") -> list[ActionStats]:
+        """Aggregates per action, incident kind, or both."""
+        ...
+
+    def learning_context(
+        self,
+        incident_kind: str | None = None,
+        *,
+        prior_strength: float = PRIOR_STRENGTH,
+        max_adjustment: float = MAX_ADJUSTMENT,
+    ) -> LearningContext:
+        """Priors of every (incident_kind, action) executed so far."""
+        ...
+
+    def export(self, path: Path, fmt: ExportFormat = "json") -> int:
+        """Write every outcome to `path`, whole or not at all; returns the rows written."""
+        ...
+
+
 def default_learning_path() -> Path:
     """The learning store file in the state directory."""
     return state_dir() / LEARNING_FILE
 
 
 class LearningStore(sql.SqliteStore):
-    """Outcomes of past decisions, kept for `retention_days` (config `learning.retention_days`).
+    """The SQLite `OutcomeStore`: outcomes of past decisions, kept for `retention_days`
+    (config `learning.retention_days`).
 
     Safe to share between threads (one lock) and between processes (SQLite locking; a
     writer waits up to `sql.SQLITE_BUSY_TIMEOUT_S` for the write lock). Old rows are pruned
@@ -269,7 +302,7 @@ class LearningStore(sql.SqliteStore):
             "idempotency_key": outcome.idempotency_key,
         }
         now = self._clock()
-        with self._lock, sql.sqlite_write(self._conn) as conn:
+        with self._write() as conn:
             inserted = conn.execute(sql.LEARNING_INSERT, bind).rowcount == 1
             if now - self._last_prune >= PRUNE_INTERVAL:
                 conn.execute(sql.LEARNING_PRUNE, {"cutoff": iso(now - self.retention)})
@@ -279,7 +312,7 @@ class LearningStore(sql.SqliteStore):
     def prune(self, now: datetime | None = None) -> int:
         """Delete outcomes recorded before `now` minus the retention; returns how many."""
         cutoff = iso((now if now is not None else self._clock()) - self.retention)
-        with self._lock, sql.sqlite_write(self._conn) as conn:
+        with self._write() as conn:
             return conn.execute(sql.LEARNING_PRUNE, {"cutoff": cutoff}).rowcount
 
     def count(self) -> int:

@@ -124,6 +124,18 @@ def _tool_calls(messages: list[AnyMessage]) -> list[ToolCallRecord]:
     return out
 
 
+def _open_proposal(messages: list[AnyMessage]) -> str | None:
+    """The id of the last `propose_action` call that has no result yet, if any."""
+    answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
+    for m in reversed(messages):
+        if isinstance(m, AIMessage):
+            for call in m.tool_calls:
+                if call["name"] == "propose_action" and call.get("id") not in answered:
+                    return str(call.get("id"))
+            return None
+    return None
+
+
 class ChatSession:
     """A conversation about one dataset, kept in a checkpointed thread."""
 
@@ -238,20 +250,48 @@ class ChatSession:
     def answer(self, approval: Approval, on_message: MessageHandler | None = None) -> TurnResult:
         """Approve or reject the pending proposal; the turn then finishes.
 
-        An approved action is executed once; answering again is refused, unless the
-        process answering first died before the turn finished (it then finishes, and the
-        ledger keeps the action executed once).
+        The answer is one compare-and-set on the approvals store (the loop's), keyed by the
+        proposal's tool call: of two racing answers one wins, the other is refused naming
+        the first, and the turn resumes only with the answer that won. An approved action
+        is executed once; the same answer given again finishes a turn whose process died
+        after answering (the ledger keeps the action executed once).
         """
         snapshot = self.graph.get_state(self.config)
         if not snapshot.values:
             raise ChatError(f"no chat thread {self.thread_id!r}")
-        payload: Any
-        if snapshot.interrupts:
-            payload = Command(resume=approval.model_dump(mode="json"))
-        elif snapshot.next:
-            payload = None  # answered, but the turn did not finish: continue it
-        else:
+        call_id = _open_proposal(self.messages())
+        if call_id is None or not (snapshot.interrupts or snapshot.next):
             raise ChatError(f"thread {self.thread_id} has no pending approval")
+        request = snapshot.interrupts[0].value if snapshot.interrupts else None
+        key = f"{self.thread_id}/{call_id}"
+        with self.ctx.approvals() as approvals:
+            record = approvals.get(key)
+            if request is None and record is None:
+                raise ChatError(f"thread {self.thread_id} has no pending approval")
+            found = approvals.answer(
+                key,
+                approved=approval.approved,
+                by=approval.by,
+                reason=approval.reason,
+                scenario_id=str((request or {}).get("scenario_id", "")),
+                request=request if request is not None else record.request if record else {},
+            )
+        first = found.record
+        winner = Approval(
+            approved=first.status == "approved",
+            by=first.answered_by or "operator",
+            reason=first.reason or "",
+        )
+        if not found.won and winner.approved != approval.approved:
+            word = "approved" if winner.approved else "rejected"
+            raise ChatError(
+                f"the proposal in thread {self.thread_id} was already {word} by {winner.by}; "
+                f"it cannot be {'approved' if approval.approved else 'rejected'} now"
+            )
+        # Without an interrupt the answer was given but the turn did not finish: continue it.
+        payload: Any = (
+            Command(resume=winner.model_dump(mode="json")) if snapshot.interrupts else None
+        )
         question = self._question()
         return self._run(payload, question, on_message)
 

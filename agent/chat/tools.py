@@ -12,7 +12,7 @@ raise `ToolInputError`, whose message goes back to the model so it can correct t
 Only `propose_action` may lead to an effect, and only through guard and a human: a
 blocked proposal returns its violations; an allowed one pauses the graph (a LangGraph
 interrupt) until a person answers, and an approved one is executed by the loop's act path
-(`agent.acting.execute_decision`), exactly once.
+(`agent.acting.act`), exactly once.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from tools.contract import (
 )
 from tools.decline_codes import code_class
 from tools.detection import FailureModel
+from tools.guardrails import GuardVerdict
 from tools.learning import LearnedOutcome
 from tools.metrics import (
     SegmentMetrics,
@@ -819,6 +820,12 @@ def _verdict_dict(verdict: Any) -> dict[str, Any]:
     }
 
 
+def _check(env: ToolEnv, decision: Decision, obs: Observation) -> GuardVerdict:
+    """Guard's verdict on `decision`, as the loop's guard node gives it (ledger included)."""
+    with env.inv.cursor() as ds:
+        return acting.check(env.ctx, acting.Proposal(decision, ds, obs, env.thread_id))
+
+
 def simulate_tool(env: ToolEnv, args: ActionArgs) -> dict[str, Any]:
     """A dry run: the simulator's estimate of an action and guard's verdict on it."""
     inv = env.inv
@@ -826,7 +833,7 @@ def simulate_tool(env: ToolEnv, args: ActionArgs) -> dict[str, Any]:
     decision = _decision(env, args, obs, "dry run from chat")
     snap = inv.snapshot(decision.target_segment())
     outcome = simulate(decision, snap, inv.scenario_context, 0)
-    verdict = acting.guard_decision(decision, obs, inv.scenario_context, snap, env.ctx.limits)
+    verdict = _check(env, decision, obs)
     return {
         "dry_run": True,
         "decision": {"action": decision.action, "params": decision.params},
@@ -840,9 +847,9 @@ def propose_action(env: ToolEnv, args: ProposeActionArgs) -> dict[str, Any]:
     inv = env.inv
     obs = inv.observation()
     decision = _decision(env, args, obs, args.reason or "proposed from chat")
-    snap = inv.snapshot(decision.target_segment())
-    # On resume this tool runs again from its top: guard is checked again at approval.
-    verdict = acting.guard_decision(decision, obs, inv.scenario_context, snap, env.ctx.limits)
+    # On resume this tool runs again from its top: guard is checked again at approval, and
+    # once more by `acting.act` when the action is claimed.
+    verdict = _check(env, decision, obs)
     proposal = {"action": decision.action, "params": decision.params}
     if verdict.status == "blocked":
         return {"status": "blocked", "decision": proposal, "guard": _verdict_dict(verdict)}
@@ -863,18 +870,14 @@ def propose_action(env: ToolEnv, args: ProposeActionArgs) -> dict[str, Any]:
             "by": answer.by,
             "reason": answer.reason or "no reason given",
         }
-    with env.ctx.ledger() as ledger:
-        done = acting.execute_decision(
-            decision,
-            fingerprint=acting.anomaly_fingerprint(inv.scenario_id, obs),
-            snap=snap,
-            context=inv.scenario_context,
-            executor=env.ctx.executor,
-            ledger=ledger,
-            thread_id=env.thread_id,
-            scenario_id=inv.scenario_id,
-            seed=0,
-        )
+    with inv.cursor() as ds:
+        done = acting.act(env.ctx, acting.Proposal(decision, ds, obs, env.thread_id), answer)
+    if done.verdict == "blocked":
+        return {
+            "status": "blocked",
+            "decision": proposal,
+            "guard": {"status": "blocked", "violations": [v.model_dump() for v in done.violations]},
+        }
     if done.outcome is not None and not done.already_executed:
         with env.ctx.learning_store() as store:
             store.record(

@@ -7,20 +7,22 @@ the decision, an `Escalation` sends it to a human. Rules are registered in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
 from tools.contract import (
+    ActionName,
     Decision,
     RiskLevel,
     ScenarioContext,
     Segment,
     Violation,
+    utc,
 )
 from tools.guardrails.limits import DATA_HEALTH_MAX_DROP_PP, DATA_HEALTH_P_VALUE, GuardLimits
 from tools.identifiers import lookup
@@ -31,16 +33,55 @@ from tools.stats import rate_increase_p_value
 # Actions that change nothing in the payment flow: exempt from kill switch and cooldowns.
 PASSIVE_ACTIONS: frozenset[str] = frozenset({"no_action", "notify_oncall"})
 
+# The rolling window over which actions are counted (hourly rate) and shifts add up.
+ROLLING_HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class PastAction:
+    """An action already taken, and how long before the guard's "now" it was taken.
+
+    Each source has its own clock: an action listed in the scenario's `recent_actions` is
+    in data time (its age is measured from the end of the current window), one from
+    payops's ledger in wall-clock time (measured from the clock when guard ran).
+    """
+
+    action: str
+    params: Mapping[str, Any]
+    segment: Segment
+    at: datetime
+    age: timedelta
+    origin: str  # "scenario", or "ledger, <thread id>"
+
+    @classmethod
+    def of(
+        cls,
+        action: str,
+        params: Mapping[str, Any],
+        at: datetime,
+        now: datetime,
+        origin: str,
+    ) -> PastAction:
+        """A past action with its target segment and its age at `now` (same clock as `at`)."""
+        # model_construct: the params were validated when the action was decided; reading
+        # its segment must not fail on an entry written by another version.
+        decision = Decision.model_construct(
+            action=cast(ActionName, action), params=dict(params), confidence=1.0
+        )
+        segment = decision.target_segment()
+        return cls(action, params, segment, at, utc(now) - utc(at), origin)
+
 
 @dataclass(frozen=True)
 class GuardInput:
-    """Everything a rule may look at. Built by the graph's guard node.
+    """Everything a rule may look at. Built by `agent.acting.guard_input`.
 
     `snapshot` is the decision's target segment (`decision.target_segment()`) over the
     run's windows; `evidence_attempts` the current-window attempts behind the anomaly the
     decision acts on; `now` the end of the current window; `anomaly_start` when the drop
     began (None if unknown); `root_cause` the incident's root-cause segments (a rollback
-    must touch one of them).
+    must touch one of them). `ledger_history` is what payops itself did recently (from its
+    ledger, ages in wall-clock time), beside the scenario's `context.recent_actions`.
     """
 
     decision: Decision
@@ -51,11 +92,21 @@ class GuardInput:
     anomaly_start: datetime | None = None
     # Keyword-only and required: a caller that forgets it would block every rollback.
     root_cause: tuple[Segment, ...] = field(kw_only=True)
+    ledger_history: tuple[PastAction, ...] = ()
 
     @cached_property
     def params(self) -> BaseModel:
         """The decision's params as their action's model (validated once, shared by rules)."""
         return self.decision.typed_params()
+
+    @cached_property
+    def past_actions(self) -> tuple[PastAction, ...]:
+        """Every earlier action pacing counts: the scenario's and payops's own."""
+        listed = tuple(
+            PastAction.of(a.action, a.params, a.ts, self.now, "scenario")
+            for a in self.context.recent_actions
+        )
+        return listed + self.ledger_history
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Rules on how much the agent changes at once: kill switch, cooldowns, rates, volume."""
+"""Rules on how much the agent changes at once: kill switch, cooldowns, rates, volume.
+
+They count every earlier action (`GuardInput.past_actions`): those the scenario lists and
+those payops's own ledger holds, each aged on its own clock.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +14,33 @@ from tools.contract import (
     ShiftTrafficParams,
     format_segment,
     iso,
-    utc,
 )
 from tools.guardrails.base import (
     PASSIVE_ACTIONS,
+    ROLLING_HOUR,
     Escalation,
     Finding,
     GuardInput,
+    PastAction,
     segments_overlap,
     violation,
 )
 from tools.guardrails.limits import GuardLimits
 
 _SEVERITY = {"info": 0, "warning": 1, "critical": 2}
+
+
+def history_horizon(limits: GuardLimits) -> timedelta:
+    """How far back pacing looks: the longest of its windows."""
+    return max(
+        ROLLING_HOUR,
+        timedelta(minutes=limits.cooldown_minutes),
+        timedelta(minutes=limits.notify_dedup_minutes),
+    )
+
+
+def _when(a: PastAction) -> str:
+    return f"at {iso(a.at)} ({a.origin})"
 
 
 def kill_switch(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
@@ -38,17 +56,16 @@ def segment_cooldown(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """One active action per segment: none on an overlapping segment within the cooldown."""
     if inp.decision.action in PASSIVE_ACTIONS:
         return []
-    since = utc(inp.now) - timedelta(minutes=limits.cooldown_minutes)
+    cooldown = timedelta(minutes=limits.cooldown_minutes)
     target = inp.decision.target_segment()
-    for a in inp.context.recent_actions:
-        if a.action in PASSIVE_ACTIONS or a.ts <= since:
+    for a in inp.past_actions:
+        if a.action in PASSIVE_ACTIONS or a.age >= cooldown:
             continue
-        if segments_overlap(target, a.target_segment()):
+        if segments_overlap(target, a.segment):
             return violation(
                 "segment_cooldown",
-                f"{a.action} on {format_segment(a.target_segment())} at {iso(a.ts)} is "
-                f"within the {limits.cooldown_minutes:g} min cooldown of "
-                f"{format_segment(target)}",
+                f"{a.action} on {format_segment(a.segment)} {_when(a)} is within the "
+                f"{limits.cooldown_minutes:g} min cooldown of {format_segment(target)}",
             )
     return []
 
@@ -58,15 +75,15 @@ def notify_dedup(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     p = inp.params
     if not isinstance(p, NotifyOncallParams):
         return []
-    since = utc(inp.now) - timedelta(minutes=limits.notify_dedup_minutes)
-    for a in inp.context.recent_actions:
-        if a.action != "notify_oncall" or a.ts <= since:
+    window = timedelta(minutes=limits.notify_dedup_minutes)
+    for a in inp.past_actions:
+        if a.action != "notify_oncall" or a.age >= window:
             continue
         earlier = str(a.params.get("severity", "warning"))
         if _SEVERITY.get(earlier, 1) >= _SEVERITY[p.severity]:
             return violation(
                 "notify_dedup",
-                f"on-call already notified ({earlier}) at {iso(a.ts)}, within "
+                f"on-call already notified ({earlier}) {_when(a)}, within "
                 f"{limits.notify_dedup_minutes:g} min",
             )
     return []
@@ -76,9 +93,8 @@ def hourly_action_rate(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """At most `max_actions_per_hour` actions that change traffic in a rolling hour."""
     if inp.decision.action in PASSIVE_ACTIONS:
         return []
-    since = utc(inp.now) - timedelta(hours=1)
     taken = sum(
-        1 for a in inp.context.recent_actions if a.action not in PASSIVE_ACTIONS and a.ts > since
+        1 for a in inp.past_actions if a.action not in PASSIVE_ACTIONS and a.age < ROLLING_HOUR
     )
     if taken >= limits.max_actions_per_hour:
         return violation(

@@ -1,6 +1,12 @@
-"""Rules on an action's parameters: step sizes, exploration, retry attempts and TTLs."""
+"""Rules on an action's parameters: step sizes, exploration, retry attempts and TTLs.
+
+Traffic shifts are bounded in total: the step limit and the exploration floor apply to a
+shift plus the earlier shifts it adds to (same source, overlapping segment, last hour).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from tools.contract import (
     DisablePaymentMethodParams,
@@ -10,30 +16,87 @@ from tools.contract import (
     Relax3dsParams,
     ShiftTrafficParams,
 )
-from tools.guardrails.base import Finding, GuardInput, violation
+from tools.guardrails.base import (
+    ROLLING_HOUR,
+    Finding,
+    GuardInput,
+    PastAction,
+    segments_overlap,
+    violation,
+)
 from tools.guardrails.limits import GuardLimits
 
 
+@dataclass(frozen=True)
+class _Shifted:
+    """A proposed shift together with the earlier shifts it adds to."""
+
+    percent: float
+    earlier: tuple[PastAction, ...]
+
+    @property
+    def total(self) -> float:
+        return self.percent + sum(_percent(a) for a in self.earlier)
+
+    def described(self, source: str) -> str:
+        if not self.earlier:
+            return f"shift of {self.percent:g}%"
+        before = self.total - self.percent
+        origins = ", ".join(sorted({a.origin for a in self.earlier}))
+        return (
+            f"shift of {self.percent:g}% on top of {before:g}% already shifted off {source} "
+            f"on an overlapping segment in the last hour ({origins}): {self.total:g}% in all"
+        )
+
+
+def _percent(a: PastAction) -> float:
+    try:
+        return float(a.params["percent"])
+    except (KeyError, TypeError, ValueError):
+        return 100.0  # an earlier shift of unknown size counts as all of it (fail closed)
+
+
+def _shifted(inp: GuardInput, p: ShiftTrafficParams) -> _Shifted:
+    # Shifts add up: earlier shifts off the same source, on a segment that overlaps this
+    # one, within the rolling hour, from the scenario's list or payops's own ledger.
+    earlier = tuple(
+        a
+        for a in inp.past_actions
+        if a.action == "shift_traffic"
+        and a.age < ROLLING_HOUR
+        and str(a.params.get("from_processor", "")) == p.from_processor
+        and segments_overlap(p.segment, a.segment)
+    )
+    return _Shifted(p.percent, earlier)
+
+
 def shift_step_limit(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
-    """One shift moves at most `max_shift_step_pp` of the segment."""
+    """Shifts move at most `max_shift_step_pp` of a segment per rolling hour, in all."""
     p = inp.params
-    if isinstance(p, ShiftTrafficParams) and p.percent > limits.max_shift_step_pp:
+    if not isinstance(p, ShiftTrafficParams):
+        return []
+    shifted = _shifted(inp, p)
+    if shifted.total > limits.max_shift_step_pp:
         return violation(
             "shift_step_limit",
-            f"shift of {p.percent:g}% exceeds the step limit of {limits.max_shift_step_pp:g} pp",
+            f"{shifted.described(p.from_processor)} exceeds the step limit of "
+            f"{limits.max_shift_step_pp:g} pp",
         )
     return []
 
 
 def shift_keep_exploration(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
-    """A shift keeps some traffic on the source so its recovery can be seen."""
+    """Shifts, in all, keep some traffic on the source so its recovery can be seen."""
     p = inp.params
+    if not isinstance(p, ShiftTrafficParams):
+        return []
     keep = limits.min_source_exploration_pct
-    if isinstance(p, ShiftTrafficParams) and p.percent > 100 - keep:
+    shifted = _shifted(inp, p)
+    if shifted.total > 100 - keep:
         return violation(
             "shift_keep_exploration",
-            f"shift of {p.percent:g}% leaves {100 - p.percent:g}% on {p.from_processor}; "
-            f">= {keep:g}% must stay for exploration",
+            f"{shifted.described(p.from_processor)} leaves {max(100 - shifted.total, 0):g}% "
+            f"on {p.from_processor}; >= {keep:g}% must stay for exploration",
         )
     return []
 
