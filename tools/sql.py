@@ -90,6 +90,23 @@ ORDER BY bucket
 """
 
 
+# --- dimension probe (tools/dimensions.py) ----------------------------------------------
+
+
+def dimension_probe(source: str, columns: Sequence[str]) -> str:
+    """Rows read, then per column its non-empty rows and distinct non-empty values, over
+    the first $probe_rows rows of `source` (a relation of non-NULL VARCHAR columns).
+
+    LIMIT lets the scan stop at the head of the file: the probe never reads it all.
+    """
+    parts = "".join(
+        f", count(nullif({ident(c)}, '')), count(DISTINCT nullif({ident(c)}, ''))"
+        for c in columns
+    )
+    cols = ", ".join(ident(c) for c in columns)
+    return f"SELECT count(*){parts} FROM (SELECT {cols} FROM {source} LIMIT $probe_rows)"
+
+
 # Whether this connection holds a temporary table (a leaf cube it built). Bind $name.
 TEMP_TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = $name"
 
