@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from tools.config import PayopsConfig
+from tools.config import PayopsConfig, find_state_dir
 from tools.contract import Segment, TimeWindow, segment_key
 from tools.data import Dataset, load
 from tools.executor import Executor, SimulatedExecutor
@@ -37,7 +36,7 @@ class Context:
 
     config: PayopsConfig = field(default_factory=PayopsConfig)
     model: BaseChatModel | None = None
-    state_dir: Path = field(default_factory=lambda: Path(os.environ.get("PAYOPS_HOME", ".payops")))
+    state_dir: Path = field(default_factory=lambda: find_state_dir().path)
     baseline: TimeWindow | None = None
     current: TimeWindow | None = None
     executor: Executor = field(default_factory=SimulatedExecutor)
