@@ -18,7 +18,7 @@ from rich.console import Console
 
 from agent.model_reasoner import IncidentHypothesis
 from agent.state import AgentState, Approval
-from tools.config import Setting
+from tools.config import Setting, format_value
 from tools.contract import (
     AnomalyRecord,
     CodeShift,
@@ -467,14 +467,6 @@ _SETTING_COLUMNS = (
 )
 
 
-def _setting_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def render_settings(
     console: Console, config_file: str, state_dir: str, settings: Sequence[Setting]
 ) -> None:
@@ -482,6 +474,6 @@ def render_settings(
     console.print(f"config file: {printable(config_file)}")
     console.print(f"state directory: {printable(state_dir)}")
     rows = [
-        [s.key, printable(_setting_value(s.value)), s.source, printable(s.note)] for s in settings
+        [s.key, printable(format_value(s.value)), s.source, printable(s.note)] for s in settings
     ]
     console.print(fitted_table(_width(console), _SETTING_COLUMNS, rows))

@@ -335,7 +335,8 @@ def _limit(key: str) -> str:
     return ""
 
 
-def _shown(value: object) -> str:
+def format_value(value: object) -> str:
+    """A setting's value as payops.toml spells it (`true`, `0.6`, `240`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -364,9 +365,8 @@ def reference_markdown() -> str:
         allowed = "; ".join(p for p in (_bounds(info), _limit(key)) if p)
         if isinstance(default, bool):
             allowed = allowed or "true, false"
-        lines.append(
-            f"| `{section}.{key}` | {_shown(default)} | {allowed} | {info.description or ''} |"
-        )
+        meaning = info.description or ""
+        lines.append(f"| `{section}.{key}` | {format_value(default)} | {allowed} | {meaning} |")
     return "\n".join(lines) + "\n"
 
 
