@@ -17,14 +17,16 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from tools.contract import Segment, format_segment
 from tools.text import printable
+
+if TYPE_CHECKING:  # the CLI imports this module to print `--help`: keep it light
+    from tools.contract import Segment
 
 # Columns of output that goes to a pipe or a file when $COLUMNS is not set.
 PIPE_WIDTH = 120
@@ -111,6 +113,8 @@ def fitted_table(
 
 def segment_cell(segment: Segment) -> str:
     """A segment for a table cell: one `dimension=value` per line, printable."""
+    from tools.contract import format_segment
+
     if not segment:
         return format_segment(segment)
     return "\n".join(printable(format_segment({k: v})) for k, v in segment.items())
