@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,7 @@ from pathlib import Path
 from langchain_core.language_models import BaseChatModel
 
 from tools.approvals import APPROVALS_FILE, ApprovalStore, SqliteApprovalStore
-from tools.config import PayopsConfig
+from tools.config import PayopsConfig, find_state_dir
 from tools.contract import Segment, TimeWindow, segment_key
 from tools.data import Dataset, load
 from tools.executor import JOURNAL_FILE, Executor, SimulatedExecutor
@@ -47,7 +46,7 @@ class Context:
 
     config: PayopsConfig = field(default_factory=PayopsConfig)
     model: BaseChatModel | None = None
-    state_dir: Path = field(default_factory=lambda: Path(os.environ.get("PAYOPS_HOME", ".payops")))
+    state_dir: Path = field(default_factory=lambda: find_state_dir().path)
     baseline: TimeWindow | None = None
     current: TimeWindow | None = None
     executor: Executor | None = None

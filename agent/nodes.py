@@ -96,6 +96,7 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
         "hypotheses": found.hypotheses,
         "incident_kind": found.incident_kind,
         "candidates": found.candidates,
+        "refused": found.refused,
         "decision": decision,
     }
 

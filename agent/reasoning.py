@@ -11,7 +11,7 @@ among the same candidates; this reasoner is also its fallback.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
@@ -22,6 +22,7 @@ from tools.contract import (
     Decision,
     IncidentKind,
     RecentChange,
+    RefusedRemedy,
     ScenarioContext,
     Segment,
     Severity,
@@ -82,6 +83,8 @@ class Reasoning:
     incident_kind: IncidentKind
     candidates: list[RemedyCandidate]
     decision: Decision
+    # Remedies of the playbook that guard would refuse, with the rules that refuse them.
+    refused: list[RefusedRemedy] = field(default_factory=list)
 
 
 def suspect_changes(
@@ -362,6 +365,7 @@ def reason(
     start = anomaly_start(obs, context)
     evidence_attempts = obs.evidence[0].current.attempts if obs.evidence else 0
     ranked: list[tuple[float, int, RemedyCandidate]] = []
+    refused: list[RefusedRemedy] = []
     for position, decision in enumerate(
         _candidate_decisions(kind, obs, context, snapshots, limits)
     ):
@@ -385,7 +389,13 @@ def reason(
             and verdict.violations
             and any(v.rule != "min_confidence" for v in verdict.violations)
         ):
-            continue  # guard would refuse it whatever the confidence: not a candidate
+            # Guard would refuse it whatever the confidence: not a candidate, but said.
+            refused.append(
+                RefusedRemedy(
+                    action=decision.action, params=decision.params, violations=verdict.violations
+                )
+            )
+            continue
         rank = PLAYBOOK[kind].index(decision.action)
         prior = PLAYBOOK_PRIOR[min(rank, len(PLAYBOOK_PRIOR) - 1)]
         score = prior + outcome.improvement + learning.adjustment(kind, decision.action)
@@ -413,7 +423,7 @@ def reason(
         )
         # Listed, so a model choosing among the candidates sees the same way out.
         candidates = [RemedyCandidate(decision=chosen, estimated_improvement=0.0, score=0.0)]
-    return Reasoning(hypotheses, kind, candidates, chosen)
+    return Reasoning(hypotheses, kind, candidates, chosen, refused)
 
 
 def evidence_for_model(

@@ -66,14 +66,21 @@ def chat_model(spec: str | None) -> BaseChatModel | None:
 def checkpoint_serde() -> JsonPlusSerializer:
     """The checkpoint serializer, allowed to rebuild exactly the state's own models."""
     from agent.model_reasoner import IncidentHypothesis, RemedyCandidate
-    from tools.contract import Decision, Outcome, TimeWindow, Violation
+    from tools.contract import (
+        ApprovalReason,
+        Decision,
+        Outcome,
+        RefusedRemedy,
+        TimeWindow,
+        Violation,
+    )
     from tools.guardrails import GuardVerdict
     from tools.observe import Observation
 
     # TimeWindow: a chat thread keeps its windows (agent/chat/state.py).
     allowed: list[type] = [
         Observation, IncidentHypothesis, RemedyCandidate, Decision, Outcome, Violation,
-        GuardVerdict, Approval, AgentState, TimeWindow,
+        GuardVerdict, Approval, AgentState, TimeWindow, ApprovalReason, RefusedRemedy,
     ]  # fmt: skip
     return JsonPlusSerializer(allowed_msgpack_modules=allowed)
 
@@ -131,6 +138,8 @@ def to_record(state: AgentState, pending: ApprovalRequest | None, latency_ms: fl
         latency_ms=round(latency_ms, 1),
         hypotheses=[h.model_dump(mode="json") for h in state.hypotheses],
         rationale=state.decision.rationale if state.decision else "",
+        escalations=state.guard.escalations if state.guard is not None else [],
+        refused=state.refused,
     )
 
 
@@ -240,6 +249,13 @@ def start_run(
     if pending is not None:
         _record_request(ctx, thread_id, state, pending)
     return _result(thread_id, state, pending, started)
+
+
+def saved_state(checkpointer: BaseCheckpointSaver[Any], thread_id: str) -> AgentState | None:
+    """The last checkpointed state of a loop run (None for an unknown thread); read-only."""
+    config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+    values = compile_graph(checkpointer).get_state(config).values
+    return AgentState.model_validate(values) if values else None
 
 
 def resume_run(

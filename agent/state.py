@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from agent.model_reasoner import IncidentHypothesis, RemedyCandidate
-from tools.contract import Decision, IncidentKind, Outcome, Verdict, Violation
+from tools.contract import Decision, IncidentKind, Outcome, RefusedRemedy, Verdict, Violation
 from tools.guardrails import GuardVerdict
 from tools.observe import Observation
 
@@ -43,6 +43,7 @@ class AgentState(BaseModel):
     hypotheses: list[IncidentHypothesis] = Field(default_factory=list)
     incident_kind: IncidentKind = "none"
     candidates: list[RemedyCandidate] = Field(default_factory=list)
+    refused: list[RefusedRemedy] = Field(default_factory=list)
     decision: Decision | None = None
     guard: GuardVerdict | None = None
     approval: Approval | None = None

@@ -216,7 +216,7 @@ def build(out: Path) -> list[Path]:
     paths = []
     for case in cases:
         folder = generate_scenario(
-            out, case.kind, case.seed, case.rows, options=case.generate_options()
+            out, case.kind, case.seed, case.rows, options=case.generate_options(), replace=True
         )
         spec = ScenarioSpec.model_validate_json((folder / "scenario.json").read_bytes())
         got = spec.expected.incident_kind if spec.expected else None

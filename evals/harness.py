@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from evals.scoring import EXPECTED_FIELD
 from tools.contract import RunRecord, ScenarioSpec
 from tools.data import DataError
 from tools.output import write_text_atomic
@@ -116,7 +117,9 @@ def run_one(runner: Runner, folder: Path, model: str | None, seed: int) -> RunRe
     # scenarios, or results would depend on the order they ran in.
     with tempfile.TemporaryDirectory(prefix="payops-eval-") as state:
         try:
-            return runner(folder, model=model, seed=seed, state_dir=Path(state))
+            return _with_expected(
+                runner(folder, model=model, seed=seed, state_dir=Path(state)), folder
+            )
         except DataError as exc:
             return RunRecord.model_validate(
                 {"scenario_id": _scenario_id(folder), "anomalous": False, "error": exc.message}
@@ -124,6 +127,17 @@ def run_one(runner: Runner, folder: Path, model: str | None, seed: int) -> RunRe
         except Exception as exc:
             exc.add_note(f"while evaluating scenario {folder}")
             raise
+
+
+def _with_expected(record: RunRecord, folder: Path) -> RunRecord:
+    """The record with its scenario's `expected` (an extension field of CONTRACT section 3),
+    so `eval --compare` scores a results file without the scenario folders."""
+    expected = read_spec(folder).expected
+    if expected is None:
+        return record
+    return RunRecord.model_validate(
+        {**record.model_dump(mode="json"), EXPECTED_FIELD: expected.model_dump(mode="json")}
+    )
 
 
 def _warm_up(runner: Runner) -> None:
@@ -148,23 +162,31 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+def workers_for(jobs: int | None, scenarios: int) -> int:
+    """Worker processes for `scenarios`: `jobs`, or every core when None; never more than
+    there are scenarios."""
+    return max(1, min(jobs if jobs is not None else os.cpu_count() or 1, scenarios))
+
+
 def evaluate(
     paths: Iterable[Path],
     *,
     model: str | None = None,
     seed: int = 0,
-    jobs: int | None = os.cpu_count(),
+    jobs: int | None = None,
     runner: Runner = run_scenario,
     progress: bool = True,
 ) -> list[RunRecord]:
     """Run every scenario under `paths`; one RunRecord per scenario, in discovery order.
 
-    `jobs` > 1 runs scenarios in worker processes (spawned, so each imports payops once
-    and nothing is shared); `jobs` = 1 runs them in this process. The order of the result
-    never depends on `jobs`. `runner` must be a module-level function (it is pickled).
+    `jobs` > 1 (default: every core) runs scenarios in worker processes (spawned, so each
+    imports payops once and nothing is shared); `jobs` = 1 runs them in this process. The
+    order of the result never depends on `jobs`. `runner` must be a module-level function
+    (it is pickled). Each record carries its scenario's `expected` (when it has one), so
+    a results file can be scored and compared without its scenarios.
     """
     folders = discover(paths)
-    workers = max(1, min(jobs or 1, len(folders)))
+    workers = workers_for(jobs, len(folders))
     results: list[RunRecord | None] = [None] * len(folders)
     with _progress(progress) as bar:
         task = bar.add_task("", total=len(folders))

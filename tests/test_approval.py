@@ -191,7 +191,9 @@ def test_cli_readable_approve_shows_the_approval_and_the_outcome(
     assert approved.returncode == 0, approved.stderr
     assert "Traceback" not in approved.stderr
     assert "approved by alice: ok" in approved.stdout
-    assert "success_rate:" in approved.stdout and "executed" in approved.stdout
+    # The approved action names its segment (the paused run's decision), then its outcome.
+    assert "success rate of merchant_id=" in approved.stdout
+    assert "outcome: executed" in approved.stdout
 
 
 # ---------------------------------------------------------------------------------------

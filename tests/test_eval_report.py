@@ -221,19 +221,29 @@ def test_report_files_hold_the_figures(library: Path, tmp_path: Path) -> None:
 
     cal = ET.parse(out / "calibration.svg").getroot()
     assert cal.tag == f"{SVG}svg"
-    assert cal.find(f"{SVG}line[@class='diagonal']") is not None
-    (point,) = cal.findall(f"{SVG}circle[@class='bin']")  # every confidence is 0.9
-    assert (point.get("data-count"), point.get("data-accuracy")) == ("6", "0.833")
-    assert "ECE 0.067" in "".join(cal.itertext())
-
-    bars = ET.parse(out / "per_kind.svg").getroot().findall(f"{SVG}rect[@class='bar']")
-    values = {(b.get("data-kind"), b.get("data-metric")): b.get("data-value") for b in bars}
-    assert values == {
-        ("none", "kind_accuracy"): "1.000",
-        ("none", "acceptable_action_rate"): "1.000",
-        ("processor_outage", "kind_accuracy"): "0.833",
-        ("processor_outage", "acceptable_action_rate"): "1.000",
+    ids = {g.get("id") for g in cal.iter(f"{SVG}g")}
+    assert "diagonal" in ids
+    # Every confidence is 0.9: one level, with its interval and its count ("n=6").
+    assert {i for i in ids if i and i.startswith(("level-", "interval-", "count-"))} == {
+        "level-0.900",
+        "interval-0.900",
+        "count-0.900",
     }
+    text = " ".join(cal.itertext())
+    assert "n=6" in text and "ECE 0.067" in text and "95% intervals" in text
+
+    per_kind = ET.parse(out / "per_kind.svg").getroot()
+    ids = {g.get("id") for g in per_kind.iter(f"{SVG}g")}
+    assert {
+        "kind_accuracy-none",
+        "kind_accuracy-processor_outage",
+        "acceptable_action_rate-none",
+        "acceptable_action_rate-processor_outage",
+        "interval-kind_accuracy",
+        "interval-acceptable_action_rate",
+    } <= ids
+    labels = [t.strip() for t in per_kind.itertext() if t.strip()]
+    assert "processor_outage" in labels and "(n=6)" in labels
 
 
 def test_terminal_tables_show_headline_and_per_kind(library: Path) -> None:

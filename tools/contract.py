@@ -420,6 +420,21 @@ class Violation(_Model):
     detail: str
 
 
+class ApprovalReason(_Model):
+    """A rule that sends a decision to a human (an escalation), with its detail."""
+
+    rule: str
+    detail: str
+
+
+class RefusedRemedy(_Model):
+    """A remedy the reasoner considered and guard would refuse, with every rule that does."""
+
+    action: ActionName
+    params: dict[str, Any]
+    violations: list[Violation]
+
+
 class Outcome(BaseModel):
     """The simulated effect of an executed action."""
 
@@ -445,6 +460,10 @@ class RunRecord(BaseModel):
     violations: list[Violation] = Field(default_factory=list)
     outcome: Outcome | None = None
     latency_ms: float = 0.0
+    # Extensions of CONTRACT section 3 (docs/results.md): why a human must approve, and
+    # the remedies guard would refuse (the reasoner left them out of its candidates).
+    escalations: list[ApprovalReason] = Field(default_factory=list)
+    refused: list[RefusedRemedy] = Field(default_factory=list)
 
 
 def segment_key(segment: Segment) -> tuple[tuple[str, str], ...]:
@@ -452,8 +471,15 @@ def segment_key(segment: Segment) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(segment.items()))
 
 
+# How an empty value (a dimension that does not apply, e.g. card_network for a wallet) reads.
+NO_VALUE = "(none)"
+
+
 def format_segment(segment: Segment) -> str:
-    """Human-readable form: `processor=acq_a, issuer_country=BR`, or `all traffic`."""
+    """Human-readable form: `processor=acq_a, issuer_country=BR`, or `all traffic`.
+
+    An empty value reads `(none)`: `card_network=(none)` is the traffic without a card.
+    """
     if not segment:
         return "all traffic"
-    return ", ".join(f"{k}={v}" for k, v in segment.items())
+    return ", ".join(f"{k}={v if v != '' else NO_VALUE}" for k, v in segment.items())

@@ -28,6 +28,14 @@ from pydantic import ValidationError
 
 from tools import sql
 from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec
+from tools.dimensions import (
+    PROBE_ROWS,
+    ColumnProfile,
+    DimensionChoice,
+    DimensionSpecError,
+    choose_dimensions,
+    columns_to_probe,
+)
 
 TRANSACTIONS_TABLE = "transactions"
 
@@ -129,6 +137,8 @@ class Dataset:
     # (first, last) timestamp when the loader already knows it (streamed files).
     ts_range: tuple[datetime, datetime] | None = None
     streamed: bool = False
+    # How `dimensions` were chosen, with the columns that were skipped and why.
+    dimension_choice: DimensionChoice | None = None
 
     table: str = TRANSACTIONS_TABLE
 
@@ -150,15 +160,14 @@ def load(
     Strict by default: the first row that breaks CONTRACT.md section 1 (in file order)
     raises, naming file, line and column. With `lenient`, bad rows are left out and
     written whole, with `line` and `reason`, to `<stem>.quarantine.csv` beside the file
-    (or in `quarantine_dir`); files that cannot be read still raise. `dimensions`
-    overrides the scenario's (and the contract's default) segment dimensions.
+    (or in `quarantine_dir`); files that cannot be read still raise. `dimensions` are
+    `--dimensions` as given: a list replaces the dimensions, `+name`/`-name` adjust the
+    scenario's or the defaults, which include the file's extra columns of sensible
+    cardinality (tools/dimensions.py; the choice is `Dataset.dimension_choice`).
     """
     path = Path(path)
     file, scenario = _resolve(path)
     kind = file_kind(file)
-    if dimensions is None and scenario is not None and scenario.dimensions is not None:
-        dimensions = scenario.dimensions
-    dims = list(dict.fromkeys(dimensions if dimensions is not None else DEFAULT_DIMENSIONS))
 
     conn = duckdb.connect()
     try:
@@ -168,9 +177,14 @@ def load(
         conn.execute(sql.PRESERVE_ORDER)
         conn.execute(sql.NO_PROGRESS_BAR)
         file_columns = _file_columns(conn, file, kind)
-        extras = _check_columns(file, kind, file_columns, dims)
+        extras = _check_columns(file, kind, file_columns)
         present = set(file_columns)
         source, params = _source(kind, file, file_columns)
+        choice = _choose_dimensions(
+            conn, file, kind, file_columns, (source, params), dimensions, scenario
+        )
+        dims = list(choice.used)
+        _check_dimensions(file, dims, extras)
         public = [*CONTRACT_COLUMNS, *extras]
         streamable = kind in ("csv", "csv.gz") and not lenient
         if streamable and file.stat().st_size >= STREAM_FILE_BYTES:
@@ -186,6 +200,7 @@ def load(
                     columns=[*public, LINE_COLUMN],
                     ts_range=ts_range,
                     streamed=True,
+                    dimension_choice=choice,
                 )
         try:
             conn.execute(
@@ -215,6 +230,7 @@ def load(
         quarantined=bad,
         quarantine_path=quarantine_path,
         columns=[*public, LINE_COLUMN],
+        dimension_choice=choice,
     )
 
 
@@ -319,7 +335,7 @@ def _has_content(file: Path) -> bool:
     return False
 
 
-def _check_columns(file: Path, kind: FileKind, columns: list[str], dims: list[str]) -> list[str]:
+def _check_columns(file: Path, kind: FileKind, columns: list[str]) -> list[str]:
     """Structural checks; returns the extra (non-contract) columns in file order."""
     header_line = 1 if kind in ("csv", "csv.gz") else None
     seen: dict[str, str] = {}
@@ -346,7 +362,42 @@ def _check_columns(file: Path, kind: FileKind, columns: list[str], dims: list[st
             raise DataError(
                 file, f"missing required column {name!r} (the file has: {listed})", column=name
             )
-    extras = [c for c in columns if c not in CONTRACT_COLUMNS]
+    return [c for c in columns if c not in CONTRACT_COLUMNS]
+
+
+def _choose_dimensions(
+    conn: duckdb.DuckDBPyConnection,
+    file: Path,
+    kind: FileKind,
+    columns: list[str],
+    scan: tuple[str, dict[str, object]],
+    requested: list[str] | None,
+    scenario: ScenarioSpec | None,
+) -> DimensionChoice:
+    """The dimensions of this load (tools/dimensions.py), profiling the head of the file."""
+    listed = scenario.dimensions if scenario is not None else None
+    try:
+        probe = columns_to_probe(columns, requested, listed)
+        profiles: dict[str, ColumnProfile] = {}
+        if probe:
+            source, params = scan
+            try:
+                row = conn.execute(
+                    sql.dimension_probe(source, probe), {**params, "probe_rows": PROBE_ROWS}
+                ).fetchone()
+            except duckdb.Error as exc:
+                raise _read_error(file, kind, exc) from None
+            if row is not None:
+                for i, name in enumerate(probe):
+                    non_empty, distinct = int(row[1 + 2 * i]), int(row[2 + 2 * i])
+                    profiles[name] = ColumnProfile(int(row[0]), non_empty, distinct)
+        return choose_dimensions(columns, requested, listed, profiles)
+    except DimensionSpecError as exc:
+        raise DataError(file, exc.reason, column=exc.column) from None
+
+
+def _check_dimensions(file: Path, dims: list[str], extras: list[str]) -> None:
+    """Every dimension must be a string column of the file (or an optional contract one)."""
     available = [*CONTRACT_COLUMNS, *extras]
     for dim in dims:
         if dim in NOT_DIMENSIONS:
@@ -357,7 +408,6 @@ def _check_columns(file: Path, kind: FileKind, columns: list[str], dims: list[st
                 f"dimension {dim!r} is not a column (columns: {', '.join(available)})",
                 column=dim,
             )
-    return extras
 
 
 def _source(kind: FileKind, file: Path, columns: list[str]) -> tuple[str, dict[str, object]]:

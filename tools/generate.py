@@ -46,7 +46,7 @@ from tools.contract import (
     iso,
 )
 from tools.incidents import QUIET, CauseChange, IncidentKindSpec, Injection, registry
-from tools.output import check_output_dir
+from tools.output import OutputPathError, check_output_dir
 from tools.sql import ident
 
 FileFormat = Literal["csv.gz", "csv", "parquet", "jsonl"]
@@ -1060,18 +1060,20 @@ def generate_scenario(
     rows: int = 20_000,
     *,
     options: GenerateOptions | None = None,
+    replace: bool = False,
 ) -> Path:
     """Write one scenario folder `out_dir/<scenario_id>/` and return its path.
 
     `kind` is a registered incident kind (CONTRACT.md section 2; `none` for quiet
-    traffic). The same arguments always give byte-identical files.
+    traffic). The same arguments always give byte-identical files. A folder that already
+    holds a scenario is an OutputPathError unless `replace`.
     """
     primary = registry.get(kind)
     if rows < 1:
         raise ValueError("rows must be at least 1")
     opts = options or GenerateOptions()
     scenario_id = opts.scenario_id or f"{kind}-s{seed}"
-    check_output_dir(out_dir / scenario_id, "OUT")  # before the work, not after it
+    _check_target(out_dir / scenario_id, replace)  # before the work, not after it
     world = _build_world(seed, opts)
     if primary.injection and primary.injection.at_month_end and opts.start is None:
         # A month-end kind (an insufficient-funds wave): move the day, keep the hour.
@@ -1150,17 +1152,33 @@ def generate_scenario(
     return folder
 
 
+def _check_target(folder: Path, replace: bool) -> None:
+    """A scenario folder can be written: writable, and not holding a scenario unless
+    `replace` (generating over a scenario would silently change its data)."""
+    check_output_dir(folder, "OUT")
+    if not replace and folder.is_dir() and any(folder.iterdir()):
+        raise OutputPathError(f"OUT {folder}: already exists; --force replaces it")
+
+
 def generate_all(
-    out_dir: Path, seed: int, rows: int, *, options: GenerateOptions | None = None
+    out_dir: Path,
+    seed: int,
+    rows: int,
+    *,
+    options: GenerateOptions | None = None,
+    replace: bool = False,
 ) -> list[Path]:
     """One scenario of every registered incident kind (including `none`), from one seed.
 
     `options` apply to every scenario (e.g. the file format), except the scenario id:
-    each folder is named `<kind>-s<seed>`.
+    each folder is named `<kind>-s<seed>`. Every folder is checked before any is written.
     """
     opts = (options or GenerateOptions()).model_copy(update={"scenario_id": None})
+    for kind in registry.kinds():
+        _check_target(out_dir / f"{kind.name}-s{seed}", replace)
     return [
-        generate_scenario(out_dir, kind.name, seed, rows, options=opts) for kind in registry.kinds()
+        generate_scenario(out_dir, kind.name, seed, rows, options=opts, replace=replace)
+        for kind in registry.kinds()
     ]
 
 

@@ -12,7 +12,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +91,23 @@ WHERE ts >= $start AND ts < $end
 GROUP BY bucket
 ORDER BY bucket
 """
+
+
+# --- dimension probe (tools/dimensions.py) ----------------------------------------------
+
+
+def dimension_probe(source: str, columns: Sequence[str]) -> str:
+    """Rows read, then per column its non-empty rows and distinct non-empty values, over
+    the first $probe_rows rows of `source` (a relation of non-NULL VARCHAR columns).
+
+    LIMIT lets the scan stop at the head of the file: the probe never reads it all.
+    """
+    parts = "".join(
+        f", count(nullif({ident(c)}, '')), count(DISTINCT nullif({ident(c)}, ''))"
+        for c in columns
+    )
+    cols = ", ".join(ident(c) for c in columns)
+    return f"SELECT count(*){parts} FROM (SELECT {cols} FROM {source} LIMIT $probe_rows)"
 
 
 # Whether this connection holds a temporary table (a leaf cube it built). Bind $name.

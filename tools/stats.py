@@ -37,6 +37,26 @@ def rate_increase_p_value(
     return normal_sf(z)
 
 
+# z of a two-sided 95% interval.
+Z95 = 1.959964
+
+
+def wilson_interval(successes: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion successes/n (95% by default).
+
+    Unlike the normal interval it stays inside [0, 1] and is honest at 0/n and n/n, which
+    is where small per-kind samples of an evaluation usually sit. (0, 1) when n is 0.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2.0 * n)) / denominator
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denominator
+    # The interval holds p exactly (rounding can put 1.0 a hair above its upper end).
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
+
+
 def benjamini_hochberg(p_values: Sequence[float], fdr: float) -> list[bool]:
     """Which hypotheses are rejected at false-discovery rate `fdr` (step-up procedure)."""
     m = len(p_values)

@@ -7,32 +7,31 @@ control sequences or rich markup, and neither may reach the terminal as such.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolMessage
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from agent.chat.budget import TRUNCATED_KEY
 from agent.chat.formats import clock, count, pct, pp
 from agent.chat.session import TurnResult
 from agent.state import ApprovalRequest
-from tools.contract import format_segment
+from tools.contract import NO_VALUE, format_segment
+from tools.terminal import Column as TableColumn
+from tools.terminal import fitted_table, segment_cell
+from tools.text import printable
 
-# C0 and C1 control characters (ESC, CSI, ...) except tab and newline, and the Unicode
-# bidirectional overrides that can make a line read differently from what it holds.
-_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 MAX_TABLE_ROWS = 12
 # A model's answer is shown up to this length (the whole one is in --json).
 MAX_ANSWER_CHARS = 8000
 
 
 def safe(text: object) -> str:
-    """`text` as rich can print it literally: no control characters, markup escaped."""
-    return escape(_UNSAFE.sub(" ", str(text)))
+    """`text` as rich can print it literally (tools/text.py's `printable`); multi-line
+    text (an answer) keeps its line breaks."""
+    return "\n".join(printable(line) for line in str(text).split("\n"))
 
 
 def _cell(value: Any) -> str:
@@ -62,7 +61,10 @@ def _get(row: Any, path: str) -> Any:
 def _moves(moves: Any) -> str:
     if not isinstance(moves, list):
         return _cell(moves)
-    return ", ".join(f"{m.get('value')} {pp(m.get('mix_pp'))}" for m in moves)
+    return ", ".join(
+        f"{m.get('value') if m.get('value') != '' else NO_VALUE} {pp(m.get('mix_pp'))}"
+        for m in moves
+    )
 
 
 Column = tuple[str, str, Callable[[Any], str]]
@@ -163,23 +165,50 @@ _TABLES: dict[str, tuple[str, list[Column]]] = {
 _WINDOW_PAIRS = ("compare_windows",)
 
 
+# When a result's table is wider than the terminal, these columns go first (highest first).
+_DROP = {
+    "excess": 3,
+    "share of lost": 3,
+    "errors": 3,
+    "attempts now": 2,
+    "failures now": 2,
+    "explains": 1,
+}
+
+
 def _table(
-    title: str, rows: list[dict[str, Any]], columns: list[Column], *, tail: bool = False
+    title: str,
+    rows: list[dict[str, Any]],
+    columns: list[Column],
+    width: int,
+    *,
+    tail: bool = False,
 ) -> Table:
     if not columns:
         keys = list(dict.fromkeys(k for r in rows for k in r))
         columns = [(k, k, _cell) for k in keys]
-    table = Table(title=safe(title), title_justify="left", box=None, header_style="bold")
-    for header, _, _ in columns:
-        table.add_column(safe(header))
     # A timeline's latest buckets matter most; elsewhere rows are ranked, first is first.
     shown = rows[-MAX_TABLE_ROWS:] if tail else rows[:MAX_TABLE_ROWS]
-    for r in shown:
-        table.add_row(*(safe(fmt(_get(r, path))) for _, path, fmt in columns))
+    cells = [
+        [
+            segment_cell(value) if _is_segment(value := _get(r, path)) else safe(fmt(value))
+            for _, path, fmt in columns
+        ]
+        for r in shown
+    ]
+    fitted = [
+        TableColumn(safe(header), drop=_DROP.get(header, 0), wraps=True)
+        for header, _, _ in columns
+    ]
+    table = fitted_table(width, fitted, cells, title=safe(title))
     if len(rows) > MAX_TABLE_ROWS:
         where = "earlier" if tail else "more"
         table.caption = f"… {len(rows) - MAX_TABLE_ROWS} {where} rows"
     return table
+
+
+def _is_segment(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
 
 def _pair_table(name: str, data: dict[str, Any]) -> Table:
@@ -240,7 +269,8 @@ def render_result(console: Console, name: str, data: Any) -> None:
         rows = data.get(key)
         if isinstance(rows, list) and rows:
             title = f"{name}: {_cell(data.get('segment', ''))}"
-            console.print(_table(title, rows, columns, tail=name == "timeline"))
+            width = console.size.width
+            console.print(_table(title, rows, columns, width, tail=name == "timeline"))
         shown.add(key)
     elif name in _WINDOW_PAIRS:
         console.print(_pair_table(name, data))

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from tools.contract import (
     ActionName,
+    ApprovalReason,
     Decision,
     RiskLevel,
     ScenarioContext,
@@ -129,6 +130,8 @@ class GuardVerdict(BaseModel):
     violations: list[Violation] = Field(default_factory=list)
     risk: RiskLevel
     reasons_for_approval: list[str] = Field(default_factory=list)
+    # The same reasons as {rule, detail}: what `--json` and the learning of a run show.
+    escalations: list[ApprovalReason] = Field(default_factory=list)
 
 
 def violation(rule: str, detail: str) -> list[Finding]:

@@ -6,10 +6,13 @@ in the file of its concern and add one line to `RULES`.
 
 from __future__ import annotations
 
-from tools.contract import DEFAULT_RISK, RISK_ORDER, RiskLevel, Violation
+from tools.contract import DEFAULT_RISK, RISK_ORDER, ApprovalReason, RiskLevel, Violation
 from tools.guardrails import authentication, changes, evidence, pacing, params, retry, routing
 from tools.guardrails.base import Escalation, GuardInput, GuardVerdict, Rule
 from tools.guardrails.limits import GuardLimits
+
+# The escalation of a decision whose risk is high without a rule asking for a human.
+HIGH_RISK = "high_risk"
 
 RULES: tuple[Rule, ...] = (
     # evidence
@@ -74,10 +77,15 @@ def evaluate(inp: GuardInput, limits: GuardLimits) -> GuardVerdict:
     risk: RiskLevel = max(
         [decision.risk, *(e.risk for e in escalations)], key=RISK_ORDER.__getitem__
     )
-    reasons = [f"{e.rule}: {e.reason}" for e in escalations]
+    reasons = [ApprovalReason(rule=e.rule, detail=e.reason) for e in escalations]
     if RISK_ORDER[risk] >= RISK_ORDER["high"] and not escalations:
-        why = "high-risk action" if DEFAULT_RISK[decision.action] == "high" else "risk is high"
-        reasons.append(f"{decision.action}: {why}; a human approves it")
+        action = decision.action
+        why = (
+            f"{action} is a high-risk action"
+            if DEFAULT_RISK[action] == "high"
+            else f"the risk of this {action} is high"
+        )
+        reasons.append(ApprovalReason(rule=HIGH_RISK, detail=f"{why}; a human approves it"))
 
     if violations:
         status = "blocked"
@@ -86,5 +94,9 @@ def evaluate(inp: GuardInput, limits: GuardLimits) -> GuardVerdict:
     else:
         status = "approved"
     return GuardVerdict(
-        status=status, violations=violations, risk=risk, reasons_for_approval=reasons
+        status=status,
+        violations=violations,
+        risk=risk,
+        reasons_for_approval=[f"{r.rule}: {r.detail}" for r in reasons],
+        escalations=reasons,
     )

@@ -134,23 +134,61 @@ class GuardConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kill_switch: bool = Field(default=False, description="block every action but notify")
-    min_confidence: float | None = Field(default=None, ge=0, le=1)
-    min_evidence: dict[ActionName, int] = Field(default_factory=dict)
-    max_shift_step_pp: float | None = Field(default=None, gt=0, le=100)
-    min_source_exploration_pct: float | None = Field(default=None, ge=0, lt=100)
-    min_target_route_attempts: int | None = Field(default=None, ge=0)
-    max_failover_ttl_minutes: int | None = Field(default=None, gt=0)
-    max_3ds_ttl_minutes: int | None = Field(default=None, gt=0)
-    max_disable_ttl_minutes: int | None = Field(default=None, gt=0)
-    max_retry_attempts: int | None = Field(default=None, ge=1)
-    max_failed_3ds_share: float | None = Field(default=None, ge=0, le=1)
-    cooldown_minutes: float | None = Field(default=None, ge=0)
-    notify_dedup_minutes: float | None = Field(default=None, ge=0)
-    max_actions_per_hour: int | None = Field(default=None, ge=0)
-    max_affected_share: float | None = Field(default=None, ge=0, le=1)
-    auto_rollback_drop_pp: float | None = Field(default=None, gt=0)
-    max_change_age_minutes: float | None = Field(default=None, gt=0)
+    kill_switch: bool = Field(
+        default=False, description=f"refuse every action but a page (also {KILL_SWITCH_ENV}=1)"
+    )
+    min_confidence: float | None = Field(
+        default=None, ge=0, le=1, description="least confidence of a decision that acts"
+    )
+    min_evidence: dict[ActionName, int] = Field(
+        default_factory=dict,
+        description="least current attempts behind the anomaly, per action",
+    )
+    max_shift_step_pp: float | None = Field(
+        default=None, gt=0, le=100, description="most of a segment one shift moves, pp"
+    )
+    min_source_exploration_pct: float | None = Field(
+        default=None, ge=0, lt=100, description="share a shift keeps on the source, %"
+    )
+    min_target_route_attempts: int | None = Field(
+        default=None, ge=0, description="current attempts the target needs on the segment"
+    )
+    max_failover_ttl_minutes: int | None = Field(
+        default=None, gt=0, description="longest failover before it expires, minutes"
+    )
+    max_3ds_ttl_minutes: int | None = Field(
+        default=None, gt=0, description="longest force/relax 3DS before it expires, minutes"
+    )
+    max_disable_ttl_minutes: int | None = Field(
+        default=None, gt=0, description="longest a payment method stays disabled, minutes"
+    )
+    max_retry_attempts: int | None = Field(
+        default=None, ge=1, description="attempts of one payment, the original included"
+    )
+    max_failed_3ds_share: float | None = Field(
+        default=None, ge=0, le=1, description="no retry when failed 3DS exceed this share"
+    )
+    cooldown_minutes: float | None = Field(
+        default=None, ge=0, description="minutes between two actions on one segment"
+    )
+    notify_dedup_minutes: float | None = Field(
+        default=None, ge=0, description="minutes between two pages about one incident"
+    )
+    max_actions_per_hour: int | None = Field(
+        default=None, ge=0, description="actions (pages aside) in a rolling hour"
+    )
+    max_affected_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of all attempts an action may touch before a human approves",
+    )
+    auto_rollback_drop_pp: float | None = Field(
+        default=None, gt=0, description="not used yet: payops does not roll back by itself"
+    )
+    max_change_age_minutes: float | None = Field(
+        default=None, gt=0, description="oldest change (before the anomaly) a rollback undoes"
+    )
 
 
 def kill_switch_from_env(environ: Mapping[str, str] | None = None) -> bool:
