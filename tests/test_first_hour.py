@@ -164,13 +164,16 @@ def test_json_of_a_pending_approval_says_why(home: Path) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_already_executed_is_not_called_executed(home: Path, width: int) -> None:
-    ok(payops("run", str(DEMO)))
+def test_a_repeated_run_says_it_was_blocked_and_by_which_run(home: Path, width: int) -> None:
+    """The second run over the same data does not act again (guard counts the ledger), and
+    every line says so: blocked, which earlier run acted, nothing called executed."""
+    first = flat(ok(payops("run", str(DEMO))))
+    assert "outcome: executed" in first
     said = flat(ok(payops("run", str(DEMO), width=width)))
-    assert "already executed earlier under idempotency key" in said
-    assert "not executed again; the outcome below is the stored one" in said
-    assert "outcome: already executed earlier (not executed again), recorded then" in said
-    assert "outcome: executed" not in said
+    assert "verdict: blocked" in said
+    assert re.search(r"segment_cooldown: shift_traffic .* \(ledger, run-[0-9a-f]+\)", said)
+    assert "outcome: blocked by guard (nothing executed)" in said
+    assert "outcome: executed" not in said and "already executed" not in said
 
 
 @pytest.mark.parametrize("width", WIDTHS)
