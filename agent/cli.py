@@ -45,7 +45,6 @@ ModelOption = Annotated[
     typer.Option("--model", help="'stub' (default, offline), 'none', or provider:model"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the JSON record only")]
-SeedOption = Annotated[int, typer.Option("--seed", help="seed of the simulator")]
 LenientOption = Annotated[
     bool, typer.Option("--lenient", help="quarantine bad rows instead of failing")
 ]
@@ -339,7 +338,6 @@ def run(
     ] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
-    seed: SeedOption = 0,
     lenient: LenientOption = False,
     baseline: WindowOption = None,
     current: WindowOption = None,
@@ -365,7 +363,6 @@ def run(
                 source,
                 ctx,
                 saver,
-                seed=seed,
                 lenient=lenient,
                 dimensions=_dimensions(dimensions),
                 on_update=on_update,
@@ -542,7 +539,6 @@ def evaluate(
     out_file: Annotated[Path | None, typer.Option("--out", help="results JSONL")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="write a report here")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", help="parallel workers")] = None,
-    seed: SeedOption = 0,
     compare: Annotated[
         tuple[Path, Path] | None,
         typer.Option("--compare", help="compare two results files A.jsonl B.jsonl"),
@@ -564,7 +560,7 @@ def evaluate(
             return
         from agent.eval_cli import run_eval
 
-        run_eval(paths or [], model or [], out_file, report, jobs, seed, compare, out)
+        run_eval(paths or [], model or [], out_file, report, jobs, compare, out)
 
 
 @learn_app.command("stats")

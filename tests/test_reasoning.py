@@ -12,7 +12,8 @@ from types import MappingProxyType
 
 import pytest
 
-from agent.reasoning import PLAYBOOK, PLAYBOOK_PRIOR, classify, rank_kinds, reason
+from agent.reasoning import PLAYBOOK_PRIOR, classify, rank_kinds, reason
+from tools import actions
 from tools.contract import (
     AnomalyRecord,
     CodeShift,
@@ -350,7 +351,6 @@ def _ranked(
         lambda segment: snap,
         learning or LearningContext(),
         GuardLimits(),
-        seed=0,
     )
     assert found.incident_kind == "processor_outage"
     return [(c.decision.action, c.estimated_improvement, c.score) for c in found.candidates]
@@ -358,9 +358,10 @@ def _ranked(
 
 def test_candidates_follow_the_playbook_when_the_simulator_agrees() -> None:
     ranked = _ranked(source_rate=0.4, target_rate=0.95)
-    assert [a for a, _, _ in ranked] == list(PLAYBOOK["processor_outage"])
+    playbook = [spec.name for spec in actions.playbook("processor_outage")]
+    assert [a for a, _, _ in ranked] == playbook
     for action, improvement, score in ranked:
-        prior = PLAYBOOK_PRIOR[PLAYBOOK["processor_outage"].index(action)]
+        prior = PLAYBOOK_PRIOR[playbook.index(action)]
         assert score == round(prior + improvement, 6)
 
 
