@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 
@@ -89,6 +89,19 @@ class Registry(Generic[S]):
         if name in self.modules:
             raise ValueError(f"{self.noun} {name!r} is built in")
         self._specs.pop(name, None)
+
+    def api(
+        self,
+    ) -> tuple[
+        NameView,
+        Callable[[str], S],
+        Callable[[S], None],
+        Callable[[str], None],
+        Callable[[S], AbstractContextManager[S]],
+    ]:
+        """What a catalogue's registry module offers: `NAMES, get, register, unregister,
+        registered` (this registry's `names` and methods)."""
+        return self.names, self.get, self.register, self.unregister, self.registered
 
     @contextmanager
     def registered(self, spec: S) -> Iterator[S]:

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import Field
-
 from tools.actions import estimates
-from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Snapshot
-from tools.fields import ClosedModel, ProcessorInfo, SegmentField
+from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Snapshot, TimedSegmentParams
+from tools.fields import ProcessorInfo
 
 TTL = ActionLimit(
     "max_disable_ttl_minutes", 120, "ceiling", "a disabled method returns within 2 h", integer=True
 )
 
 
-class DisablePaymentMethodParams(ClosedModel):
-    segment: SegmentField
-    ttl_minutes: int = Field(gt=0, description="integer > 0")
+class DisablePaymentMethodParams(TimedSegmentParams):
+    """Where and for how long the payment method is off."""
 
 
 def estimate(

@@ -43,15 +43,8 @@ def estimate(
 
 def candidates(incident: Incident) -> list[FailoverProcessorParams]:
     """Fail the root cause's processor over to its best healthy route, within the TTL."""
-    source, target = incident.processor, incident.best_route()
-    ttl = int(min(DEFAULT_TTL_MINUTES, incident.limits.of(TTL)))
-    if source is None or target is None or ttl < 1:
-        return []
-    return [
-        FailoverProcessorParams(
-            segment=incident.segment, from_processor=source, to_processor=target, ttl_minutes=ttl
-        )
-    ]
+    ttl = incident.ttl_minutes(TTL, DEFAULT_TTL_MINUTES)
+    return incident.moves(FailoverProcessorParams, ttl_minutes=ttl) if ttl > 0 else []
 
 
 ACTION = ActionSpec(

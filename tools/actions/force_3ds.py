@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import Field
-
 from tools.actions import estimates
-from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Snapshot
+from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Snapshot, TimedSegmentParams
 from tools.decline_codes import AUTHENTICATION_REQUIRED
-from tools.fields import ClosedModel, ProcessorInfo, SegmentField
+from tools.fields import ProcessorInfo
 
 # One ceiling for both 3DS policy changes (relax_3ds shares it): users set it once.
 TTL = ActionLimit(
@@ -25,9 +23,8 @@ TTL = ActionLimit(
 STEP_UP_COMPLETION = 0.7
 
 
-class Force3dsParams(ClosedModel):
-    segment: SegmentField
-    ttl_minutes: int = Field(gt=0, description="integer > 0")
+class Force3dsParams(TimedSegmentParams):
+    """Where and for how long 3-D Secure is forced."""
 
 
 def estimate(

@@ -51,11 +51,8 @@ def _check(spec: Spec, registry: Registry[Spec]) -> None:
 _REGISTRY: Registry[Spec] = Registry(
     "action", "tools.actions", "ACTION", ActionSpec, ACTION_MODULES, _check
 )
-NAMES = _REGISTRY.names
-get = _REGISTRY.get
-register = _REGISTRY.register
-unregister = _REGISTRY.unregister
-registered = _REGISTRY.registered
+NAMES, get, register, unregister, registered = _REGISTRY.api()
+_load = _REGISTRY.load
 
 
 def actions() -> tuple[Spec, ...]:

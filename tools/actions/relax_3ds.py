@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import Field
-
 from tools.actions import estimates
 from tools.actions.force_3ds import TTL
-from tools.actions.spec import ActionSpec, Estimate, Incident, Playbook, Snapshot
-from tools.fields import ClosedModel, ProcessorInfo, SegmentField
+from tools.actions.spec import (
+    ActionSpec,
+    Estimate,
+    Incident,
+    Playbook,
+    Snapshot,
+    TimedSegmentParams,
+)
+from tools.fields import ProcessorInfo
 
 # Assumption where the data cannot tell (an order-of-magnitude figure): share of
 # failed-3DS attempts an issuer approves when sent with an exemption.
@@ -23,9 +28,8 @@ EXEMPTION_ACCEPTANCE = 0.5
 DEFAULT_TTL_MINUTES = 60
 
 
-class Relax3dsParams(ClosedModel):
-    segment: SegmentField
-    ttl_minutes: int = Field(gt=0, description="integer > 0")
+class Relax3dsParams(TimedSegmentParams):
+    """Where and for how long 3-D Secure is relaxed."""
 
 
 def estimate(
@@ -42,7 +46,7 @@ def estimate(
 
 def candidates(incident: Incident) -> list[Relax3dsParams]:
     """Relax 3DS on the root cause for an hour (never on all traffic), within the TTL."""
-    ttl = int(min(DEFAULT_TTL_MINUTES, incident.limits.of(TTL)))
+    ttl = incident.ttl_minutes(TTL, DEFAULT_TTL_MINUTES)
     if not incident.segment or ttl < 1:
         return []
     return [Relax3dsParams(segment=incident.segment, ttl_minutes=ttl)]

@@ -41,16 +41,9 @@ def estimate(
 def candidates(incident: Incident) -> list[ShiftTrafficParams]:
     """Shift off the root cause's processor to its best healthy route, as far as the
     step limit and the exploration floor allow."""
-    source, target = incident.processor, incident.best_route()
     limits = incident.limits
     percent = min(DEFAULT_PERCENT, limits.of(MAX_STEP), 100 - limits.of(MIN_EXPLORATION))
-    if source is None or target is None or percent <= 0:
-        return []
-    return [
-        ShiftTrafficParams(
-            segment=incident.segment, from_processor=source, to_processor=target, percent=percent
-        )
-    ]
+    return incident.moves(ShiftTrafficParams, percent=percent) if percent > 0 else []
 
 
 ACTION = ActionSpec(

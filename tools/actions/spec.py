@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tools.fields import (
+    ClosedModel,
     ProcessorInfo,
     RecentChange,
     RiskLevel,
     Segment,
+    SegmentField,
     Severity,
     format_segment,
 )
@@ -30,6 +32,7 @@ from tools.incidents.spec import QUIET
 NO_ACTION = "no_action"
 
 P = TypeVar("P", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,6 +165,20 @@ class Incident:
         """The processor the root cause sits on, if it names one."""
         return self.segment.get("processor")
 
+    def moves(self, params: type[M], **more: Any) -> list[M]:
+        """A move of traffic off the root cause's processor to its best healthy route:
+        `params` with `segment`, `from_processor`, `to_processor` and `more`; none when
+        the root cause has no processor or no route is fit to take its traffic."""
+        source, target = self.processor, self.best_route()
+        if source is None or target is None:
+            return []
+        move = {"segment": self.segment, "from_processor": source, "to_processor": target}
+        return [params.model_validate({**move, **more})]
+
+    def ttl_minutes(self, limit: ActionLimit, wanted: int) -> int:
+        """`wanted` minutes, or fewer where the run's `limit` is tighter (0: it forbids)."""
+        return int(min(wanted, self.limits.of(limit)))
+
     @property
     def where(self) -> str:
         """The root-cause segment, for text (`processor=acq_a`, or `all traffic`)."""
@@ -174,6 +191,14 @@ CandidateBuilder = Callable[[Incident], list[P]]
 
 # ---------------------------------------------------------------------------------------
 # The spec
+
+
+class TimedSegmentParams(ClosedModel):
+    """The params of a policy set on a segment until a TTL passes (force_3ds, relax_3ds,
+    disable_payment_method)."""
+
+    segment: SegmentField
+    ttl_minutes: int = Field(gt=0, description="integer > 0")
 
 
 def segment_param(params: Mapping[str, Any]) -> Segment:

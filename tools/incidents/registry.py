@@ -32,12 +32,8 @@ KIND_MODULES: tuple[str, ...] = (
 _REGISTRY: Registry[IncidentKindSpec] = Registry(
     "incident kind", "tools.incidents", "KIND", IncidentKindSpec, KIND_MODULES
 )
-NAMES = _REGISTRY.names
+NAMES, get, register, unregister, registered = _REGISTRY.api()
 _load = _REGISTRY.load
-get = _REGISTRY.get
-register = _REGISTRY.register
-unregister = _REGISTRY.unregister
-registered = _REGISTRY.registered
 
 
 def kinds() -> tuple[IncidentKindSpec, ...]:
