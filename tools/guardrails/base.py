@@ -68,7 +68,7 @@ class PastAction:
 
 @dataclass(frozen=True)
 class GuardInput:
-    """Everything a rule may look at. Built by `agent.acting.guard_input`.
+    """Everything a rule may look at. Built by `agent.reasoning.guard_input`.
 
     `snapshot` is the decision's target segment (`decision.target_segment()`) over the
     run's windows; `evidence_attempts` the current-window attempts behind the anomaly the
