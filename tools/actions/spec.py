@@ -58,11 +58,6 @@ class ActionLimit:
 class Limits(Protocol):
     """The limits a run enforces, as an action reads them (`GuardLimits` is one)."""
 
-    @property
-    def min_target_route_attempts(self) -> int:
-        """Current attempts a route needs on the segment before its rate is trusted."""
-        ...
-
     def of(self, limit: ActionLimit) -> float:
         """The effective value of `limit` (its hard value, or tighter)."""
         ...
