@@ -25,9 +25,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
+from agent import reasoning
 from agent.context import Context, scenario_id_of
-from agent.reasoning import anomaly_start
 from agent.state import Approval
+from tools.actions import NO_ACTION
 from tools.contract import Decision, Outcome, ScenarioContext, Violation
 from tools.data import SCENARIO_FILE, Dataset, read_scenario
 from tools.executor import idempotency_key
@@ -49,14 +50,13 @@ class Proposal:
     """A decision about one observed incident, with what guard and the executor need.
 
     `thread_id` names the cycle (or chat) that proposes it: its own earlier actions are not
-    counted against it. `seed` seeds the simulator.
+    counted against it.
     """
 
     decision: Decision
     dataset: Dataset
     observation: Observation
     thread_id: str
-    seed: int = 0
 
     @property
     def scenario_id(self) -> str:
@@ -127,17 +127,9 @@ def guard_input(
 ) -> GuardInput:
     """What guard reads about `proposal`, with `history` from the ledger (and `context`,
     default the one loaded with the data)."""
-    obs = proposal.observation
     context = context if context is not None else proposal.context
-    return GuardInput(
-        decision=proposal.decision,
-        snapshot=snapshot_of(ctx, proposal),
-        evidence_attempts=obs.evidence[0].current.attempts if obs.evidence else 0,
-        context=context,
-        now=obs.current.end,
-        anomaly_start=anomaly_start(obs, context),
-        root_cause=tuple(obs.root_cause),
-        ledger_history=history,
+    return reasoning.guard_input(
+        proposal.decision, snapshot_of(ctx, proposal), proposal.observation, context, history
     )
 
 
@@ -159,7 +151,7 @@ def check(ctx: Context, proposal: Proposal) -> GuardVerdict:
     """Guard's verdict on `proposal` now, counting the actions the ledger holds."""
     limits = ctx.current_limits()
     history: tuple[PastAction, ...] = ()
-    if proposal.decision.action != "no_action" and ctx.has_ledger():
+    if proposal.decision.action != NO_ACTION and ctx.has_ledger():
         with ctx.ledger() as ledger:
             now = ledger.now()
             entries = ledger.history(now - history_horizon(limits))
@@ -206,7 +198,7 @@ def act(ctx: Context, proposal: Proposal, approval: Approval | None = None) -> A
     context = proposal.context_now()
 
     def execute() -> dict[str, Any]:
-        return executor.execute(decision, key, snap, context, proposal.seed).model_dump(mode="json")
+        return executor.execute(decision, key, snap, context).model_dump(mode="json")
 
     def applied() -> dict[str, Any] | None:
         found = executor.applied(key)

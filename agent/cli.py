@@ -54,7 +54,6 @@ ModelOption = Annotated[
     typer.Option("--model", help="'stub' (default, offline), 'none', or provider:model"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the JSON record only")]
-SeedOption = Annotated[int, typer.Option("--seed", help="seed of the simulator")]
 LenientOption = Annotated[
     bool, typer.Option("--lenient", help="quarantine bad rows instead of failing")
 ]
@@ -249,7 +248,6 @@ def run(
     ] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
-    seed: SeedOption = 0,
     lenient: LenientOption = False,
     baseline: WindowOption = None,
     current: WindowOption = None,
@@ -283,7 +281,6 @@ def run(
                 source,
                 ctx,
                 saver,
-                seed=seed,
                 lenient=lenient,
                 dimensions=dims,
                 on_update=None if as_json else view,
@@ -477,7 +474,6 @@ def evaluate(
     jobs: Annotated[
         int | None, typer.Option("--jobs", help="parallel workers (default: every core)")
     ] = None,
-    seed: SeedOption = 0,
     compare: Annotated[
         tuple[Path, Path] | None,
         typer.Option("--compare", help="compare two results files A.jsonl B.jsonl"),
@@ -500,7 +496,7 @@ def evaluate(
             return
         from agent.eval_cli import run_eval
 
-        run_eval(paths or [], model or [], out_file, report, jobs, seed, compare, out)
+        run_eval(paths or [], model or [], out_file, report, jobs, compare, out)
 
 
 @learn_app.command("stats")

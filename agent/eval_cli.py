@@ -39,7 +39,6 @@ def run_eval(
     out_file: Path | None,
     report: Path | None,
     jobs: int | None,
-    seed: int,
     compare_files: tuple[Path, Path] | None,
     console: Console,
 ) -> None:
@@ -74,7 +73,7 @@ def run_eval(
     if len(models) == 2:
         runs = []
         for label in models:
-            records = evaluate(folders, model=label, seed=seed, jobs=jobs, progress=progress)
+            records = evaluate(folders, model=label, jobs=jobs, progress=progress)
             write_records(records, _suffixed(out, label))
             shown = printable(str(_suffixed(out, label)))
             console.print(f"[bold]{printable(label)}[/bold]: {shown}")
@@ -83,7 +82,7 @@ def run_eval(
         console.print(render_comparison(compare(runs[0], runs[1], expected), width))
         return
     model = models[0] if models else None
-    records = evaluate(folders, model=model, seed=seed, jobs=jobs, progress=progress)
+    records = evaluate(folders, model=model, jobs=jobs, progress=progress)
     write_records(records, out)
     summary = summarize(records, expected)
     console.print(render_summary(summary, width))

@@ -39,10 +39,10 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from agent.models import model_label, wrap_evidence
+from tools import actions
 from tools.config import DEFAULT_MODEL_TIMEOUT_S
 from tools.contract import (
     ACTION_NAMES,
-    DEFAULT_RISK,
     AnomalyRecord,
     Decision,
     IncidentKind,
@@ -117,9 +117,14 @@ class DecisionProposal(BaseModel):
 
 
 @cache
-def system_prompt() -> str:
-    """The system prompt of the reasoning call (prompts/reason.md), read once."""
+def _prompt_template() -> str:
     return PROMPT_PATH.read_text(encoding="utf-8")
+
+
+def system_prompt() -> str:
+    """The system prompt of the reasoning call: prompts/reason.md (read once) with the
+    action catalogue's table in its `{action_catalogue}` place."""
+    return _prompt_template().format(action_catalogue=actions.table())
 
 
 def build_messages(evidence: ReasoningEvidence) -> list[SystemMessage | HumanMessage]:
@@ -191,31 +196,24 @@ class _Rejected(Exception):
         self.detail = detail
 
 
-_PROCESSOR_PARAMS = ("from_processor", "to_processor", "backup_processor")
-
-
-def _evidence_identifiers(
-    evidence: ReasoningEvidence,
-) -> tuple[dict[str, set[str]], set[str], set[str]]:
-    """What the evidence names: values by dimension, processors, and fraud-rule names."""
+def _evidence_identifiers(evidence: ReasoningEvidence) -> dict[str, set[str]]:
+    """What the evidence names: the values of each dimension (processors also from the
+    context), and the fraud rules (`rule`: recent changes' kinds and versions)."""
     segments: list[Segment] = [*evidence.root_cause]
     segments += [a.segment for a in evidence.anomalies]
     segments += [c.target for c in evidence.recent_changes]
-    processors = set(evidence.processors)
-    rules = {n for c in evidence.recent_changes for n in (c.kind, c.version) if n}
+    known: dict[str, set[str]] = {"processor": set(evidence.processors)}
+    known["rule"] = {n for c in evidence.recent_changes for n in (c.kind, c.version) if n}
     for candidate in evidence.candidates:
         segments.append(candidate.decision.target_segment())
         params = candidate.decision.params
-        processors |= {str(params[k]) for k in _PROCESSOR_PARAMS if isinstance(params.get(k), str)}
-        if isinstance(params.get("rule"), str):
-            rules.add(params["rule"])
-    values: dict[str, set[str]] = {}
+        for key, names in actions.named(actions.get(candidate.decision.action)).items():
+            if names.what != "segment" and isinstance(params.get(key), str):
+                known.setdefault(names.what, set()).add(params[key])
     for segment in segments:
         for dim, value in segment.items():
-            values.setdefault(dim, set()).add(value)
-    processors |= values.get("processor", set())
-    values.setdefault("processor", set()).update(processors)
-    return values, processors, rules
+            known.setdefault(dim, set()).add(value)
+    return known
 
 
 def _resolve(known: set[str], value: str, what: str) -> str:
@@ -226,11 +224,12 @@ def _resolve(known: set[str], value: str, what: str) -> str:
     return match
 
 
-def _resolve_segment(values: dict[str, set[str]], segment: Segment) -> Segment:
+def _resolve_segment(known: dict[str, set[str]], segment: Segment) -> Segment:
+    dimensions = {d for d in known if d != "rule"}
     out: Segment = {}
     for dim, value in segment.items():
-        name = _resolve(set(values), dim, "dimension")
-        out[name] = _resolve(values[name], value, f"segment {name}=")
+        name = _resolve(dimensions, dim, "dimension")
+        out[name] = _resolve(known[name], value, f"segment {name}=")
     return out
 
 
@@ -238,25 +237,24 @@ def _in_evidence(decision: Decision, evidence: ReasoningEvidence) -> Decision:
     """`decision` with every identifier in the evidence's own spelling (ACQ_B -> acq_b).
 
     Rejects (out_of_bounds) a segment, processor, merchant, rule or change the evidence
-    does not name, by meaning: a look-alike spelling names nothing the evidence has.
+    does not name, by meaning: a look-alike spelling names nothing the evidence has. What
+    a parameter names is its type's (`tools.fields.Names`, read by `actions.named`).
     """
-    values, processors, rules = _evidence_identifiers(evidence)
+    known = _evidence_identifiers(evidence)
     params = dict(decision.params)
-    if decision.action == "rollback_config":
-        change = RecentChange.model_validate(params["change"])
-        match = next((c for c in evidence.recent_changes if same_change(change, c)), None)
-        if match is None:
-            raise _Rejected("out_of_bounds", "rollback_config names a change not in the evidence")
-        params["change"] = match.model_dump(mode="json")
-    if isinstance(params.get("segment"), dict):
-        params["segment"] = _resolve_segment(values, params["segment"])
-    if decision.action == "adjust_fraud_rule":
-        merchants = values.get("merchant_id", set())
-        params["merchant_id"] = _resolve(merchants, params["merchant_id"], "merchant_id")
-        params["rule"] = _resolve(rules, params["rule"], "rule")
-    for key in _PROCESSOR_PARAMS:
-        if isinstance(params.get(key), str):
-            params[key] = _resolve(processors, params[key], key)
+    for key, names in actions.named(actions.get(decision.action)).items():
+        value = params.get(key)
+        if names.what == "change" and value is not None:
+            change = RecentChange.model_validate(value)
+            match = next((c for c in evidence.recent_changes if same_change(change, c)), None)
+            if match is None:
+                what = f"{decision.action} names a change not in the evidence"
+                raise _Rejected("out_of_bounds", what)
+            params[key] = match.model_dump(mode="json")
+        elif names.what == "segment" and isinstance(value, dict):
+            params[key] = _resolve_segment(known, value)
+        elif isinstance(value, str):
+            params[key] = _resolve(known.get(names.what, set()), value, key)
     return Decision.model_validate({**decision.model_dump(), "params": params})
 
 
@@ -281,7 +279,7 @@ def _to_decision(result: Any, label: str, evidence: ReasoningEvidence) -> Decisi
             action=parsed.action,
             params=parsed.params,
             confidence=parsed.confidence,
-            risk=DEFAULT_RISK[parsed.action],
+            risk=actions.get(parsed.action).risk,
             reasoner=f"model:{label}",
             rationale=parsed.rationale,  # the contract strips control characters and bounds it
         )

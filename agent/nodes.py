@@ -63,7 +63,6 @@ def _proposal(state: AgentState, ctx: Context) -> Proposal:
         dataset=_dataset(state, ctx),
         observation=_observation(state),
         thread_id=_thread_id(),
-        seed=state.seed,
     )
 
 
@@ -83,9 +82,7 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     scenario = scenario_context_of(ds)
     with ctx.learning_store() as store:
         learning = store.learning_context()
-    found = reasoning.reason(
-        obs, scenario, _snapshotter(ctx, ds, obs), learning, ctx.limits, state.seed
-    )
+    found = reasoning.reason(obs, scenario, _snapshotter(ctx, ds, obs), learning, ctx.limits)
     decision = found.decision
     if ctx.model is not None:
         evidence = reasoning.evidence_for_model(state.scenario_id, obs, scenario, found)
@@ -172,20 +169,13 @@ def learn_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     verdict, violations = _final_verdict(state)
     decision = state.decision
     if decision is not None:
-        outcome = state.outcome if verdict == "executed" else None
-        learned = LearnedOutcome(
+        learned = LearnedOutcome.of(
+            decision,
+            verdict,
+            state.outcome,
             scenario_id=state.scenario_id,
             thread_id=_thread_id(),
             incident_kind=state.incident_kind,
-            action=decision.action,
-            segment=decision.target_segment(),
-            params=decision.params,
-            verdict=verdict,
-            before=None if outcome is None else outcome.before,
-            after=None if outcome is None else outcome.after,
-            improvement=None if outcome is None else outcome.improvement,
-            confidence=decision.confidence,
-            reasoner=decision.reasoner,
             # One row per execution (its ledger key), else one per cycle: a crashed cycle
             # finished later, or answered twice, is not learned twice.
             idempotency_key=(

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
-from tools import incidents
-from tools.change_kinds import is_fraud_rule_change
+from tools import actions, incidents
 from tools.contract import (
-    ActionName,
     Decision,
     IncidentKind,
     RecentChange,
@@ -33,10 +31,9 @@ from tools.decline_codes import (
     CodeClass,
     canonical_code,
     code_class,
-    is_retryable_now,
 )
 from tools.guardrails import HARD_CEILINGS, GuardInput, GuardLimits, evaluate
-from tools.guardrails.base import is_healthy, segments_overlap
+from tools.guardrails.base import PastAction, is_healthy, segments_overlap
 from tools.identifiers import same_identifier
 from tools.incidents import CONFIDENCE, QUIET, Recognition, Signature
 from tools.learning import LearningContext
@@ -44,31 +41,14 @@ from tools.observe import Observation, SegmentEvidence
 from tools.routes import SegmentSnapshot
 from tools.simulator import simulate
 
-# What a payment engineer reaches for first, per incident kind (DOMAIN.md). The simulator
-# and past outcomes re-rank within this list; they never add an action it rules out.
-PLAYBOOK: dict[str, tuple[ActionName, ...]] = {
-    "processor_outage": ("shift_traffic", "failover_processor", "enable_retry", "notify_oncall"),
-    "processor_degradation": ("shift_traffic", "enable_retry", "notify_oncall"),
-    "latency_spike": ("shift_traffic", "enable_retry", "notify_oncall"),
-    "issuer_outage": ("notify_oncall", "enable_retry"),
-    "network_incident": ("notify_oncall", "enable_retry"),
-    "three_ds_failure": ("notify_oncall", "relax_3ds"),
-    "fraud_rule_misfire": ("rollback_config", "adjust_fraud_rule", "notify_oncall"),
-    "checkout_integration_break": ("rollback_config", "notify_oncall"),
-    "benign_shift": ("no_action", "notify_oncall"),
-    "none": ("no_action",),
-}
-# Score of a playbook position; gaps are wider than a typical simulated improvement so
-# the playbook order holds unless the simulator or the learning store disagree strongly.
+# Score of a playbook position (the catalogue's order per incident kind, tools/actions/);
+# gaps are wider than a typical simulated improvement so the playbook order holds unless
+# the simulator or the learning store disagree strongly. The simulator and past outcomes
+# re-rank within the playbook; they never add an action it rules out.
 PLAYBOOK_PRIOR = (1.0, 0.7, 0.5, 0.3)
 # A change counts as a suspect when it went live this long before the current window: the
 # oldest change guard lets a rollback undo.
 CHANGE_LOOKBACK = timedelta(minutes=HARD_CEILINGS["max_change_age_minutes"])
-SHIFT_PERCENT = 50.0
-FAILOVER_TTL_MIN = 60
-RELAX_TTL_MIN = 60
-# A route needs this many current attempts on the segment before we trust its rate.
-ROUTE_MIN_ATTEMPTS = 30
 # How observe's code mix labels a failure without a decline code (tools/metrics.py).
 NO_CODE = "(none)"
 
@@ -223,13 +203,16 @@ def _severity(obs: Observation) -> Severity:
     return "info"
 
 
-def _best_route(snap: SegmentSnapshot, source: str, context: ScenarioContext) -> str | None:
-    """The healthy processor with the best current success rate on the segment."""
+def _best_route(
+    snap: SegmentSnapshot, source: str, context: ScenarioContext, limits: GuardLimits
+) -> str | None:
+    """The healthy processor with the best current success rate on the segment, among
+    those with the current attempts guard needs to trust a route's rate."""
     options = [
         r
         for name, r in snap.routes.items()
         if not same_identifier(name, source)
-        and r.attempts >= ROUTE_MIN_ATTEMPTS
+        and r.attempts >= limits.min_target_route_attempts
         and is_healthy(context, snap, name)
     ]
     if not options:
@@ -237,97 +220,66 @@ def _best_route(snap: SegmentSnapshot, source: str, context: ScenarioContext) ->
     return max(options, key=lambda r: (r.success_rate, r.attempts, r.processor)).processor
 
 
-def _candidate_decisions(
+def _incident(
     kind: IncidentKind,
     obs: Observation,
     context: ScenarioContext,
     snapshots: Snapshotter,
     limits: GuardLimits,
-) -> list[Decision]:
-    """Well-formed decisions for each playbook action that applies to this incident."""
+) -> actions.Incident:
+    """What the catalogue's candidate builders read about this incident."""
     segment = obs.root_cause[0] if obs.root_cause else {}
     ev: SegmentEvidence | None = obs.evidence[0] if obs.evidence else None
-    out: list[Decision] = []
-    where = format_segment(segment)
-    # A kind no playbook answers gets no candidate: the reasoner then pages on-call.
-    for action in PLAYBOOK.get(kind, ()):
-        if action == "no_action":
-            reason = "no anomaly" if kind == "none" else f"{kind} at {where}: no remedy applies"
-            out.append(Decision(action="no_action", params={"reason": reason}, confidence=0.5))
-        elif action == "notify_oncall":
-            summary = f"{kind} at {where}"
-            out.append(
-                Decision(
-                    action="notify_oncall",
-                    confidence=0.5,
-                    params={"severity": _severity(obs), "summary": summary},
-                )
-            )
-        elif action in ("shift_traffic", "failover_processor") and "processor" in segment:
-            source = segment["processor"]
-            target = _best_route(snapshots(segment), source, context)
-            if target is None:
-                continue
-            params: dict[str, object] = {
-                "segment": segment,
-                "from_processor": source,
-                "to_processor": target,
-            }
-            if action == "shift_traffic":
-                params["percent"] = min(SHIFT_PERCENT, limits.max_shift_step_pp)
-            else:
-                params["ttl_minutes"] = FAILOVER_TTL_MIN
-            out.append(Decision(action=action, params=params, confidence=0.5))
-        elif action == "enable_retry":
-            moved = [s.code for s in ev.code_shifts] if ev else []
-            codes = sorted(c for c in moved if is_retryable_now(c))
-            if not codes:
-                continue
-            backup = None
-            if "processor" in segment:
-                backup = _best_route(snapshots(segment), segment["processor"], context)
-            retry: dict[str, object] = {
-                "segment": segment,
-                "decline_codes": codes,
-                "max_attempts": 2,
-            }
-            if backup:
-                retry["backup_processor"] = backup
-            out.append(Decision(action="enable_retry", params=retry, confidence=0.5))
-        elif action == "rollback_config":
-            for change in suspect_changes(obs, context, segment):
-                out.append(
-                    Decision(
-                        action="rollback_config",
-                        confidence=0.5,
-                        params={"change": change.model_dump(mode="json")},
-                    )
-                )
-        elif action == "adjust_fraud_rule" and "merchant_id" in segment:
-            rule = next(
-                (
-                    c.version or c.kind
-                    for c in suspect_changes(obs, context, segment)
-                    if is_fraud_rule_change(c.kind)
-                ),
-                "unknown",
-            )
-            out.append(
-                Decision(
-                    action="adjust_fraud_rule",
-                    confidence=0.5,
-                    params={"merchant_id": segment["merchant_id"], "rule": rule, "mode": "shadow"},
-                )
-            )
-        elif action == "relax_3ds" and segment:
-            out.append(
-                Decision(
-                    action="relax_3ds",
-                    confidence=0.5,
-                    params={"segment": segment, "ttl_minutes": RELAX_TTL_MIN},
-                )
-            )
-    return out
+
+    def best_route() -> str | None:
+        source = segment.get("processor")
+        return None if source is None else _best_route(snapshots(segment), source, context, limits)
+
+    return actions.Incident(
+        kind=kind,
+        segment=segment,
+        severity=_severity(obs),
+        moved_codes=tuple(s.code for s in ev.code_shifts) if ev else (),
+        suspect_changes=tuple(suspect_changes(obs, context, segment)),
+        best_route=best_route,
+        limits=limits,
+    )
+
+
+def _candidate_decisions(
+    kind: IncidentKind, incident: actions.Incident, confidence: float
+) -> list[Decision]:
+    """Each candidate the actions of `kind`'s playbook offer, in playbook order."""
+    return [
+        Decision(action=spec.name, params=params.model_dump(mode="json"), confidence=confidence)
+        for spec in actions.playbook(kind)
+        if spec.candidates is not None
+        for params in spec.candidates(incident)
+    ]
+
+
+def guard_input(
+    decision: Decision,
+    snapshot: SegmentSnapshot,
+    obs: Observation,
+    context: ScenarioContext,
+    ledger_history: tuple[PastAction, ...] = (),
+) -> GuardInput:
+    """What guard reads about `decision`, a remedy for the incident `obs` found.
+
+    `snapshot` is the decision's target segment over the observation's windows; `context`
+    the scenario's operational context; `ledger_history` what payops's ledger holds.
+    """
+    return GuardInput(
+        decision=decision,
+        snapshot=snapshot,
+        evidence_attempts=obs.evidence[0].current.attempts if obs.evidence else 0,
+        context=context,
+        now=obs.current.end,
+        anomaly_start=anomaly_start(obs, context),
+        root_cause=tuple(obs.root_cause),
+        ledger_history=ledger_history,
+    )
 
 
 def _rationale(kind: IncidentKind, obs: Observation, decision: Decision, improvement: float) -> str:
@@ -356,34 +308,19 @@ def reason(
     snapshots: Snapshotter,
     learning: LearningContext,
     limits: GuardLimits,
-    seed: int,
 ) -> Reasoning:
     """Classify, rank candidate remedies by playbook, simulation and history, and decide."""
     hypotheses = classify(obs, context)
     kind = hypotheses[0].incident_kind
     confidence = hypotheses[0].confidence
-    start = anomaly_start(obs, context)
-    evidence_attempts = obs.evidence[0].current.attempts if obs.evidence else 0
+    playbook = [spec.name for spec in actions.playbook(kind)]
+    incident = _incident(kind, obs, context, snapshots, limits)
     ranked: list[tuple[float, int, RemedyCandidate]] = []
     refused: list[RefusedRemedy] = []
-    for position, decision in enumerate(
-        _candidate_decisions(kind, obs, context, snapshots, limits)
-    ):
-        decision = decision.model_copy(update={"confidence": confidence})
+    for position, decision in enumerate(_candidate_decisions(kind, incident, confidence)):
         snap = snapshots(decision.target_segment())
-        outcome = simulate(decision, snap, context, seed)
-        verdict = evaluate(
-            GuardInput(
-                decision=decision,
-                snapshot=snap,
-                evidence_attempts=evidence_attempts,
-                context=context,
-                now=obs.current.end,
-                anomaly_start=start,
-                root_cause=tuple(obs.root_cause),
-            ),
-            limits,
-        )
+        outcome = simulate(decision, snap, context)
+        verdict = evaluate(guard_input(decision, snap, obs, context), limits)
         if (
             verdict.status == "blocked"
             and verdict.violations
@@ -396,7 +333,7 @@ def reason(
                 )
             )
             continue
-        rank = PLAYBOOK[kind].index(decision.action)
+        rank = playbook.index(decision.action)
         prior = PLAYBOOK_PRIOR[min(rank, len(PLAYBOOK_PRIOR) - 1)]
         score = prior + outcome.improvement + learning.adjustment(kind, decision.action)
         candidate = RemedyCandidate(

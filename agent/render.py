@@ -18,6 +18,7 @@ from rich.console import Console
 
 from agent.model_reasoner import IncidentHypothesis
 from agent.state import AgentState, Approval
+from tools import actions
 from tools.config import Setting, format_value
 from tools.contract import (
     AnomalyRecord,
@@ -32,7 +33,6 @@ from tools.contract import (
 )
 from tools.dimensions import DimensionChoice
 from tools.guardrails import GuardVerdict
-from tools.guardrails.base import PASSIVE_ACTIONS
 from tools.learning import ActionStats
 from tools.observe import Observation, SegmentEvidence
 from tools.terminal import Column, fitted_table, segment_cell
@@ -383,7 +383,7 @@ class RunView:
                 f"[yellow]already executed[/yellow] earlier under idempotency key {key}…: "
                 "not executed again; the outcome below is the stored one"
             )
-        if decision is not None and decision.action in PASSIVE_ACTIONS:
+        if decision is not None and actions.is_passive(decision.action):
             what = "paged on-call" if decision.action == "notify_oncall" else "did nothing"
             rate = self._incident_rate()
             c.print(f"{what}: nothing in the payment flow changed" + (f"; {rate}" if rate else ""))
@@ -445,7 +445,7 @@ def render_stats(console: Console, stats: Sequence[ActionStats], title: str) -> 
 
     rows = []
     for s in stats:
-        passive = s.action in PASSIVE_ACTIONS
+        passive = s.action is not None and actions.is_passive(s.action)
         rows.append(
             [
                 printable(s.incident_kind or "*"),
@@ -459,7 +459,7 @@ def render_stats(console: Console, stats: Sequence[ActionStats], title: str) -> 
             ]
         )
     console.print(fitted_table(_width(console), _STATS_COLUMNS, rows, title=title))
-    if any(s.action in PASSIVE_ACTIONS for s in stats):
+    if any(s.action is not None and actions.is_passive(s.action) for s in stats):
         console.print("[dim]n/a: a page or no action changes no traffic, so it has no rate[/dim]")
 
 

@@ -221,7 +221,6 @@ def start_run(
     ctx: Context,
     checkpointer: BaseCheckpointSaver[Any],
     *,
-    seed: int = 0,
     lenient: bool = False,
     dimensions: list[str] | None = None,
     thread_id: str | None = None,
@@ -236,7 +235,7 @@ def start_run(
     config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
     graph = compile_graph(checkpointer)
     started = time.perf_counter()
-    initial = AgentState(source=str(source), seed=seed, lenient=lenient, dimensions=dimensions)
+    initial = AgentState(source=str(source), lenient=lenient, dimensions=dimensions)
     try:
         state, pending = _drive(graph, initial, config, ctx, on_update)
     except RunError as exc:
@@ -378,7 +377,6 @@ def run_scenario(
     path: Path,
     *,
     model: str | None = None,
-    seed: int = 0,
     state_dir: Path | None = None,
     config: PayopsConfig | None = None,
 ) -> RunRecord:
@@ -387,7 +385,7 @@ def run_scenario(
     if state_dir is not None:
         ctx.state_dir = state_dir
     started = time.perf_counter()
-    result = start_run(path, ctx, memory_checkpointer(), seed=seed, thread_id=f"eval-{path.name}")
+    result = start_run(path, ctx, memory_checkpointer(), thread_id=f"eval-{path.name}")
     record = result.record
     record.latency_ms = round((time.perf_counter() - started) * 1000.0, 1)
     return record

@@ -38,7 +38,6 @@ class AgentState(BaseModel):
     lenient: bool = False
     dimensions: list[str] | None = None
     scenario_id: str = ""
-    seed: int = 0
     observation: Observation | None = None
     hypotheses: list[IncidentHypothesis] = Field(default_factory=list)
     incident_kind: IncidentKind = "none"

@@ -31,7 +31,7 @@ Runner = Callable[..., RunRecord]
 
 
 def run_scenario(
-    path: Path, *, model: str | None = None, seed: int = 0, state_dir: Path | None = None
+    path: Path, *, model: str | None = None, state_dir: Path | None = None
 ) -> RunRecord:
     """The real runner: the whole agent graph on one scenario (agent.runner.run_scenario).
 
@@ -40,7 +40,7 @@ def run_scenario(
     """
     from agent.runner import run_scenario as run_graph
 
-    return run_graph(path, model=model, seed=seed, state_dir=state_dir)
+    return run_graph(path, model=model, state_dir=state_dir)
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -111,15 +111,13 @@ def _scenario_id(folder: Path) -> str:
         return folder.name
 
 
-def run_one(runner: Runner, folder: Path, model: str | None, seed: int) -> RunRecord:
+def run_one(runner: Runner, folder: Path, model: str | None) -> RunRecord:
     """Run one scenario in a fresh state directory; bad data becomes an error record."""
     # A fresh state dir per scenario: the learning store must not carry over between
     # scenarios, or results would depend on the order they ran in.
     with tempfile.TemporaryDirectory(prefix="payops-eval-") as state:
         try:
-            return _with_expected(
-                runner(folder, model=model, seed=seed, state_dir=Path(state)), folder
-            )
+            return _with_expected(runner(folder, model=model, state_dir=Path(state)), folder)
         except DataError as exc:
             return RunRecord.model_validate(
                 {"scenario_id": _scenario_id(folder), "anomalous": False, "error": exc.message}
@@ -172,7 +170,6 @@ def evaluate(
     paths: Iterable[Path],
     *,
     model: str | None = None,
-    seed: int = 0,
     jobs: int | None = None,
     runner: Runner = run_scenario,
     progress: bool = True,
@@ -192,7 +189,7 @@ def evaluate(
         task = bar.add_task("", total=len(folders))
         if workers == 1:
             for i, folder in enumerate(folders):
-                results[i] = run_one(runner, folder, model, seed)
+                results[i] = run_one(runner, folder, model)
                 bar.update(task, advance=1, description=folder.name)
         else:
             # spawn, not fork: forking a process that holds DuckDB or rich's refresh
@@ -202,7 +199,7 @@ def evaluate(
                 workers, mp_context=context, initializer=_warm_up, initargs=(runner,)
             ) as pool:
                 futures: dict[Future[RunRecord], int] = {
-                    pool.submit(run_one, runner, folder, model, seed): i
+                    pool.submit(run_one, runner, folder, model): i
                     for i, folder in enumerate(folders)
                 }
                 try:

@@ -33,7 +33,6 @@ class CountingExecutor:
         idempotency_key: str,
         snap: SegmentSnapshot,
         context: ScenarioContext,
-        seed: int,
     ) -> Outcome:
         """Log the call, then apply the key once (a repeat returns the first outcome)."""
         fd = os.open(self.folder / "calls.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -46,7 +45,7 @@ class CountingExecutor:
         done = self.applied(idempotency_key)
         if done is not None:
             return done
-        outcome = simulate(decision, snap, context, seed)
+        outcome = simulate(decision, snap, context)
         target = self.folder / "applied" / f"{idempotency_key}.json"
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(outcome.model_dump_json(), encoding="utf-8")

@@ -213,12 +213,11 @@ class StallingExecutor:
         idempotency_key: str,
         snap: SegmentSnapshot,
         context: ScenarioContext,
-        seed: int,
     ) -> Outcome:
         """Signal, stall for a minute (the test kills us first), then simulate."""
         self.marker.write_text(idempotency_key, encoding="utf-8")
         time.sleep(60)
-        return self.simulator.execute(decision, idempotency_key, snap, context, seed)
+        return self.simulator.execute(decision, idempotency_key, snap, context)
 
     def applied(self, idempotency_key: str) -> Outcome | None:
         """What the simulator's journal holds."""

@@ -43,12 +43,12 @@ def test_a_key_is_applied_once_and_the_executor_answers_whether_it_was(
     journal = tmp_path / "simulator.db" if durable else None
     first, second = SimulatedExecutor(journal), SimulatedExecutor(journal)
     assert first.applied("k1") is None
-    outcome = first.execute(SHIFT, "k1", SNAP, ScenarioContext(), seed=1)
+    outcome = first.execute(SHIFT, "k1", SNAP, ScenarioContext())
     assert first.applied("k1") == outcome
     # Other data would give another estimate: a repeated key must not be applied again.
     later = replace(SNAP, approved=450)
-    assert simulate(SHIFT, later, ScenarioContext(), 1) != outcome
-    again = (second if durable else first).execute(SHIFT, "k1", later, ScenarioContext(), seed=1)
+    assert simulate(SHIFT, later, ScenarioContext()) != outcome
+    again = (second if durable else first).execute(SHIFT, "k1", later, ScenarioContext())
     assert again == outcome
     if durable:
         assert second.applied("k1") == outcome  # another process's instance knows it too
@@ -58,4 +58,4 @@ def test_a_key_is_applied_once_and_the_executor_answers_whether_it_was(
 
 def test_an_execution_without_a_key_is_refused() -> None:
     with pytest.raises(ValueError, match="idempotency key"):
-        SimulatedExecutor().execute(SHIFT, "", SNAP, ScenarioContext(), seed=1)
+        SimulatedExecutor().execute(SHIFT, "", SNAP, ScenarioContext())

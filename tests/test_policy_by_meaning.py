@@ -339,7 +339,6 @@ def test_the_simulator_reads_a_fraud_rule_by_its_class() -> None:
             ),
             snap,
             _context(),
-            0,
         )
         for kind in ("fraud_rule", "velocity_rule")
     ]

@@ -12,7 +12,8 @@ from types import MappingProxyType
 
 import pytest
 
-from agent.reasoning import PLAYBOOK, PLAYBOOK_PRIOR, classify, rank_kinds, reason
+from agent.reasoning import PLAYBOOK_PRIOR, classify, rank_kinds, reason
+from tools import actions
 from tools.contract import (
     AnomalyRecord,
     CodeShift,
@@ -21,7 +22,7 @@ from tools.contract import (
     Segment,
     TimeWindow,
 )
-from tools.guardrails import GuardLimits
+from tools.guardrails import GuardConfig, GuardLimits, effective_limits
 from tools.incidents import CONFIDENCE, Signature
 from tools.learning import LearningContext, RemedyPrior
 from tools.observe import Observation, RootCauseDetail, SegmentEvidence, WindowSummary
@@ -350,7 +351,6 @@ def _ranked(
         lambda segment: snap,
         learning or LearningContext(),
         GuardLimits(),
-        seed=0,
     )
     assert found.incident_kind == "processor_outage"
     return [(c.decision.action, c.estimated_improvement, c.score) for c in found.candidates]
@@ -358,9 +358,10 @@ def _ranked(
 
 def test_candidates_follow_the_playbook_when_the_simulator_agrees() -> None:
     ranked = _ranked(source_rate=0.4, target_rate=0.95)
-    assert [a for a, _, _ in ranked] == list(PLAYBOOK["processor_outage"])
+    playbook = [spec.name for spec in actions.playbook("processor_outage")]
+    assert [a for a, _, _ in ranked] == playbook
     for action, improvement, score in ranked:
-        prior = PLAYBOOK_PRIOR[PLAYBOOK["processor_outage"].index(action)]
+        prior = PLAYBOOK_PRIOR[playbook.index(action)]
         assert score == round(prior + improvement, 6)
 
 
@@ -387,3 +388,53 @@ def test_past_outcomes_break_a_close_call() -> None:
         adjustment = history.adjustment("processor_outage", action)
         assert score == round(before[action] + adjustment, 6)
         assert abs(adjustment) <= history.max_adjustment
+
+
+# ---------------------------------------------------------------------------------------
+# Candidates read the run's limits: tightening payops.toml changes a candidate, it never
+# silently loses it to guard.
+
+
+def _candidates(snap: SegmentSnapshot, limits: GuardLimits) -> dict[str, dict[str, object]]:
+    found = reason(_outage(0.4), ScenarioContext(), lambda segment: snap, LearningContext(), limits)
+    return {c.decision.action: c.decision.params for c in found.candidates}
+
+
+def test_tightened_step_and_ttl_shrink_the_candidates() -> None:
+    snap = _snapshots(source_rate=0.4, target_rate=0.95)
+    default = _candidates(snap, GuardLimits())
+    strict = _candidates(
+        snap,
+        effective_limits(
+            GuardConfig.model_validate({"max_shift_step_pp": 20, "max_failover_ttl_minutes": 30}),
+            {},
+        ),
+    )
+    assert (default["shift_traffic"]["percent"], strict["shift_traffic"]["percent"]) == (50, 20)
+    assert default["failover_processor"]["ttl_minutes"] == 60
+    assert strict["failover_processor"]["ttl_minutes"] == 30
+
+
+def test_a_stricter_route_evidence_floor_picks_a_route_that_meets_it() -> None:
+    # acq_b is best but thin (40 current attempts); acq_c is healthy and well measured.
+    snap = _snapshots(source_rate=0.4, target_rate=0.99)
+    routes = {
+        **snap.routes,
+        "acq_b": _route("acq_b", 40, 0.99),
+        "acq_c": _route("acq_c", 1000, 0.93),
+    }
+    snap = replace(snap, routes=MappingProxyType(routes))
+    assert _candidates(snap, GuardLimits())["shift_traffic"]["to_processor"] == "acq_b"
+    strict = effective_limits(GuardConfig(min_target_route_attempts=100), {})
+    found = _candidates(snap, strict)
+    assert found["shift_traffic"]["to_processor"] == "acq_c"
+    assert found["failover_processor"]["to_processor"] == "acq_c"
+    assert found["enable_retry"]["backup_processor"] == "acq_c"
+
+
+def test_retries_configured_away_are_not_proposed() -> None:
+    # One attempt in all retries nothing: the limit leaves no retry to propose.
+    snap = _snapshots(source_rate=0.4, target_rate=0.95)
+    strict = effective_limits(GuardConfig.model_validate({"max_retry_attempts": 1}), {})
+    assert "enable_retry" in _candidates(snap, GuardLimits())
+    assert "enable_retry" not in _candidates(snap, strict)

@@ -21,11 +21,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
+from tools import actions
 from tools.guardrails.limits import (
     HARD_CEILINGS,
     HARD_FLOORS,
     KILL_SWITCH_ENV,
-    MIN_EVIDENCE_FLOORS,
     GuardConfig,
     GuardLimits,
     effective_limits,
@@ -221,7 +221,10 @@ def _unknown_key(path: Path, loc: tuple[int | str, ...]) -> ConfigError:
         )
     section, key = str(loc[0]), ".".join(str(p) for p in loc[1:])
     model = _SECTIONS.get(section)
-    valid = ", ".join(model.model_fields) if model is not None else ""
+    names = [*model.model_fields] if model is not None else []
+    if section == "guard":
+        names += list(actions.limits())  # the actions' own limits are keys of [guard] too
+    valid = ", ".join(names)
     return ConfigError(f"{path}: unknown key {key!r} in [{section}] (valid keys: {valid})")
 
 
@@ -260,15 +263,49 @@ class Setting:
     note: str = ""
 
 
-def _keys() -> Iterator[tuple[str, str, FieldInfo]]:
-    """(section, key, field) of every setting, `min_evidence` one key per action."""
+@dataclass(frozen=True)
+class _Key:
+    """One payops.toml key: where it lives, what it means, and how it may be set."""
+
+    section: str
+    key: str
+    meaning: str
+    bounds: str = ""  # the values the model accepts, e.g. "> 0, ≤ 100"
+    limit: str = ""  # "tighten only: ..." for a hard limit
+
+
+def _tighten_only(bound: Literal["ceiling", "floor"], hard: float) -> str:
+    word = "above" if bound == "ceiling" else "below"
+    return f"tighten only: a value {word} {hard:g} is clamped"
+
+
+def _keys() -> Iterator[_Key]:
+    """Every setting: the config models' fields (`min_evidence` one key per action), then
+    each registered action's own limits, which are keys of `[guard]` too."""
     for section, model in _SECTIONS.items():
         for key, info in model.model_fields.items():
+            meaning = info.description or ""
             if section == "guard" and key == "min_evidence":
-                for action in MIN_EVIDENCE_FLOORS:
-                    yield section, f"min_evidence.{action}", info
+                for spec in actions.actions():
+                    tighten = "tighten only: a lower value is clamped"
+                    yield _Key(section, f"min_evidence.{spec.name}", meaning, limit=tighten)
+            elif key in HARD_CEILINGS:
+                yield _Key(
+                    section,
+                    key,
+                    meaning,
+                    _bounds(info),
+                    _tighten_only("ceiling", HARD_CEILINGS[key]),
+                )
+            elif key in HARD_FLOORS:
+                yield _Key(
+                    section, key, meaning, _bounds(info), _tighten_only("floor", HARD_FLOORS[key])
+                )
             else:
-                yield section, key, info
+                yield _Key(section, key, meaning, _bounds(info))
+        if section == "guard":
+            for lim in actions.limits().values():
+                yield _Key(section, lim.name, lim.doc, "≥ 0", _tighten_only(lim.bound, lim.hard))
 
 
 def _lookup(raw: Mapping[str, Any], section: str, key: str) -> tuple[bool, object]:
@@ -283,7 +320,10 @@ def _lookup(raw: Mapping[str, Any], section: str, key: str) -> tuple[bool, objec
 def _in_force(cfg: PayopsConfig, limits: GuardLimits, section: str, key: str) -> object:
     if section == "guard":
         if key.startswith("min_evidence."):
-            return limits.min_evidence[key.split(".", 1)[1]]  # type: ignore[index]
+            return limits.evidence_required(key.split(".", 1)[1])
+        action_limit = actions.limits().get(key)
+        if action_limit is not None:
+            return limits.of(action_limit)
         return getattr(limits, key)
     return getattr(getattr(cfg, section), key)
 
@@ -298,7 +338,8 @@ def effective_settings(
     cfg = _validate(found.path, raw) if found.path is not None else PayopsConfig()
     limits = effective_limits(cfg.guard, env)
     settings: list[Setting] = []
-    for section, key, _ in _keys():
+    for entry in _keys():
+        section, key = entry.section, entry.key
         name = f"{section}.{key}"
         value = _in_force(cfg, limits, section, key)
         in_file, asked = _lookup(raw, section, key)
@@ -324,17 +365,6 @@ def _bounds(info: FieldInfo) -> str:
     return ", ".join(parts)
 
 
-def _limit(key: str) -> str:
-    base = key.split(".", 1)[0]
-    if base in HARD_CEILINGS:
-        return f"tighten only: a value above {HARD_CEILINGS[base]:g} is clamped"
-    if base in HARD_FLOORS:
-        return f"tighten only: a value below {HARD_FLOORS[base]:g} is clamped"
-    if base == "min_evidence":
-        return "tighten only: a lower value is clamped"
-    return ""
-
-
 def format_value(value: object) -> str:
     """A setting's value as payops.toml spells it (`true`, `0.6`, `240`)."""
     if isinstance(value, bool):
@@ -349,24 +379,27 @@ def reference_markdown() -> str:
     limits = GuardLimits()
     cfg = PayopsConfig()
     lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-    for section, key, info in _keys():
+    evidence_shown = False
+    for entry in _keys():
+        section, key = entry.section, entry.key
         if key.startswith("min_evidence."):
-            if key.endswith(f".{next(iter(MIN_EVIDENCE_FLOORS))}"):  # one row for all actions
+            if not evidence_shown:  # one row for all actions
+                evidence_shown = True
                 by_floor: dict[int, list[str]] = {}
-                for action, floor in MIN_EVIDENCE_FLOORS.items():
-                    by_floor.setdefault(floor, []).append(action)
-                shown = "; ".join(f"{n}: {', '.join(a)}" for n, a in by_floor.items())
+                for spec in actions.actions():
+                    by_floor.setdefault(spec.min_evidence, []).append(spec.name)
+                shown = "; ".join(f"{n}: {', '.join(a)}" for n, a in sorted(by_floor.items()))
                 lines.append(
-                    f"| `guard.min_evidence.ACTION` | {shown} | {_limit(key)} "
-                    f"| {info.description} |"
+                    f"| `guard.min_evidence.ACTION` | {shown} | {entry.limit} | {entry.meaning} |"
                 )
             continue
         default = _in_force(cfg, limits, section, key)
-        allowed = "; ".join(p for p in (_bounds(info), _limit(key)) if p)
+        allowed = "; ".join(p for p in (entry.bounds, entry.limit) if p)
         if isinstance(default, bool):
             allowed = allowed or "true, false"
-        meaning = info.description or ""
-        lines.append(f"| `{section}.{key}` | {format_value(default)} | {allowed} | {meaning} |")
+        lines.append(
+            f"| `{section}.{key}` | {format_value(default)} | {allowed} | {entry.meaning} |"
+        )
     return "\n".join(lines) + "\n"
 
 

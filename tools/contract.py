@@ -7,11 +7,10 @@ these models. Internal computation uses plain dataclasses; these are the boundar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, get_args
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,36 +22,25 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
 
-from tools import incidents
-from tools.decline_codes import canonical_codes
-from tools.identifiers import lookup, normalize_identifier, normalize_keys, normalize_segment
-from tools.text import clean_text
+from tools import actions, incidents
+from tools.fields import NO_VALUE as NO_VALUE
+
+# The field types the contract shares with the catalogues below it (tools/fields.py),
+# under the contract's names.
+from tools.fields import RISK_ORDER as RISK_ORDER
+from tools.fields import ClosedModel as _Model
+from tools.fields import ProcessorInfo as ProcessorInfo
+from tools.fields import Rationale as Rationale
+from tools.fields import RecentChange as RecentChange
+from tools.fields import RiskLevel as RiskLevel
+from tools.fields import Segment as Segment
+from tools.fields import Severity as Severity
+from tools.fields import format_segment as format_segment
+from tools.fields import iso as iso
+from tools.fields import utc as utc
+from tools.identifiers import lookup, normalize_keys
 
 FORMAT_VERSION = 1
-
-# A segment maps dimension -> value; an absent dimension means "any value".
-Segment = dict[str, str]
-
-# Bounds on free text a decision carries (a model writes it): control characters become
-# spaces and longer text is cut (tools/text.py).
-MAX_RATIONALE_CHARS = 600
-MAX_NOTE_CHARS = 300
-
-
-def _identifier(text: str) -> str:
-    name = normalize_identifier(text)
-    if not name:
-        raise ValueError("must not be empty")
-    return name
-
-
-# Identifiers entering through a contract model are kept in their normalized spelling
-# (docs/identifiers.md); policy compares them with `tools.identifiers.identifier_key`.
-Identifier = Annotated[str, AfterValidator(_identifier)]
-SegmentField = Annotated[Segment, AfterValidator(normalize_segment)]
-DeclineCodes = Annotated[list[str], AfterValidator(canonical_codes)]
-Rationale = Annotated[str, AfterValidator(lambda t: clean_text(t, MAX_RATIONALE_CHARS))]
-Note = Annotated[str, AfterValidator(lambda t: clean_text(t, MAX_NOTE_CHARS))]
 
 # CONTRACT.md section 1, in the order payops writes and tables hold them.
 TRANSACTION_COLUMNS: tuple[str, ...] = (
@@ -82,66 +70,47 @@ DEFAULT_DIMENSIONS: tuple[str, ...] = (
 )
 
 # CONTRACT.md section 2's closed list of incident kinds is the incident catalogue's
-# registry (tools/incidents/registry.py), in its order: a live view, so a kind registered
-# later (a test's toy kind) is listed too.
+# registry (tools/incidents/registry.py), and section 4's list of actions the action
+# catalogue's (tools/actions/registry.py), each in its order: live views, so a kind or an
+# action registered later (a test's toy) is listed too.
 INCIDENT_KINDS: Sequence[str] = incidents.NAMES
+ACTION_NAMES: Sequence[str] = actions.NAMES
 
 
-def _registered_kind(value: object) -> str:
-    """Accept a registered incident kind's name; reject anything else as a Literal would."""
-    if isinstance(value, str) and value in INCIDENT_KINDS:
-        return value
-    names = [repr(k) for k in INCIDENT_KINDS]
-    expected = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
-    raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+class _OneOf:
+    """Validation and JSON schema of a name from a registry: a string enum of its names.
 
+    Checked when a model is validated (not when it is defined), with the error a Literal
+    of the registered names would give. Not callable: LangGraph takes a callable in a
+    state field's metadata for its reducer.
+    """
 
-class _KindsJsonSchema:
-    """JSON schema of an incident kind: a string enum of the registered names."""
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = names
+
+    def validate(self, value: object) -> str:
+        """`value` if it is a registered name; a Literal's error otherwise."""
+        if isinstance(value, str) and value in self.names:
+            return value
+        shown = [repr(n) for n in self.names]
+        expected = f"{', '.join(shown[:-1])} or {shown[-1]}" if len(shown) > 1 else shown[0]
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
 
     def __get_pydantic_json_schema__(
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
-        return {"type": "string", "enum": list(INCIDENT_KINDS)}
+        return {"type": "string", "enum": list(self.names)}
 
 
-# An incident kind's name. Validated against the registry when a model is validated (not
-# when it is defined), with the error a Literal of the registered names would give.
-IncidentKind = Annotated[str, PlainValidator(_registered_kind), _KindsJsonSchema()]
-
-ActionName = Literal[
-    "no_action",
-    "notify_oncall",
-    "shift_traffic",
-    "failover_processor",
-    "enable_retry",
-    "force_3ds",
-    "relax_3ds",
-    "rollback_config",
-    "adjust_fraud_rule",
-    "disable_payment_method",
-]
-ACTION_NAMES: tuple[str, ...] = get_args(ActionName)
-
-RiskLevel = Literal["none", "low", "medium", "high"]
-RISK_ORDER: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
+_KINDS = _OneOf(INCIDENT_KINDS)
+_ACTIONS = _OneOf(ACTION_NAMES)
+# An incident kind's name, and an action's.
+IncidentKind = Annotated[str, PlainValidator(_KINDS.validate), _KINDS]
+ActionName = Annotated[str, PlainValidator(_ACTIONS.validate), _ACTIONS]
 
 Verdict = Literal["executed", "blocked", "needs_approval", "no_action"]
-Severity = Literal["info", "warning", "critical"]
-
-
-def utc(ts: datetime) -> datetime:
-    """Return `ts` as an aware UTC datetime (naive values are taken to be UTC)."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def iso(ts: datetime) -> str:
-    """Format a timestamp the way the contract writes them: `2026-03-01T10:15:02Z`."""
-    return utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
 
 
 class TimeWindow(_Model):
@@ -167,120 +136,6 @@ class TimeWindow(_Model):
         return (self.end - self.start).total_seconds() / 60.0
 
 
-class ProcessorInfo(BaseModel):
-    """What the scenario context says about one processor."""
-
-    model_config = ConfigDict(extra="allow")
-    fee_bps: float | None = None
-    healthy: bool = True
-
-
-class RecentChange(BaseModel):
-    """A configuration or rule change that went live shortly before the incident.
-
-    `kind` is free text classified by `tools.change_kinds.change_class`.
-    """
-
-    model_config = ConfigDict(extra="allow")
-    ts: datetime
-    kind: Identifier
-    target: SegmentField = Field(default_factory=dict)
-    version: Identifier | None = None
-
-    @field_validator("ts")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return utc(value)
-
-
-# ---------------------------------------------------------------------------------------
-# Action catalogue (CONTRACT.md section 4): one params model per action.
-
-
-class NoActionParams(_Model):
-    reason: Note = ""
-
-
-class NotifyOncallParams(_Model):
-    severity: Severity = "warning"
-    summary: Note = ""
-
-
-class ShiftTrafficParams(_Model):
-    segment: SegmentField
-    from_processor: Identifier
-    to_processor: Identifier
-    percent: float = Field(gt=0, le=100)
-
-
-class FailoverProcessorParams(_Model):
-    segment: SegmentField
-    from_processor: Identifier
-    to_processor: Identifier
-    ttl_minutes: int = Field(gt=0)
-
-
-class EnableRetryParams(_Model):
-    segment: SegmentField
-    # Canonical spellings (tools/decline_codes.py), each once: `4` and `04` are one code.
-    decline_codes: DeclineCodes = Field(min_length=1)
-    max_attempts: int = Field(ge=1)
-    backup_processor: Identifier | None = None
-
-
-class Force3dsParams(_Model):
-    segment: SegmentField
-    ttl_minutes: int = Field(gt=0)
-
-
-class Relax3dsParams(_Model):
-    segment: SegmentField
-    ttl_minutes: int = Field(gt=0)
-
-
-class RollbackConfigParams(_Model):
-    change: RecentChange
-
-
-class AdjustFraudRuleParams(_Model):
-    merchant_id: Identifier
-    rule: Identifier
-    mode: Literal["shadow", "disable", "threshold"]
-    value: float | None = None
-
-
-class DisablePaymentMethodParams(_Model):
-    segment: SegmentField
-    ttl_minutes: int = Field(gt=0)
-
-
-ACTION_PARAMS: dict[str, type[BaseModel]] = {
-    "no_action": NoActionParams,
-    "notify_oncall": NotifyOncallParams,
-    "shift_traffic": ShiftTrafficParams,
-    "failover_processor": FailoverProcessorParams,
-    "enable_retry": EnableRetryParams,
-    "force_3ds": Force3dsParams,
-    "relax_3ds": Relax3dsParams,
-    "rollback_config": RollbackConfigParams,
-    "adjust_fraud_rule": AdjustFraudRuleParams,
-    "disable_payment_method": DisablePaymentMethodParams,
-}
-
-DEFAULT_RISK: dict[str, RiskLevel] = {
-    "no_action": "none",
-    "notify_oncall": "none",
-    "shift_traffic": "medium",
-    "failover_processor": "high",
-    "enable_retry": "medium",
-    "force_3ds": "medium",
-    "relax_3ds": "high",
-    "rollback_config": "medium",
-    "adjust_fraud_rule": "high",
-    "disable_payment_method": "high",
-}
-
-
 class Decision(_Model):
     """A proposed remedy: one catalogue action with typed, validated parameters.
 
@@ -298,28 +153,22 @@ class Decision(_Model):
 
     @model_validator(mode="after")
     def _check_params_and_risk(self) -> Decision:
-        model = ACTION_PARAMS[self.action]
-        self.params = model.model_validate(self.params).model_dump(mode="json", exclude_none=True)
-        default = DEFAULT_RISK[self.action]
-        if RISK_ORDER[self.risk] < RISK_ORDER[default]:
-            self.risk = default
+        spec = actions.get(self.action)
+        self.params = spec.params.model_validate(self.params).model_dump(
+            mode="json", exclude_none=True
+        )
+        if RISK_ORDER[self.risk] < RISK_ORDER[spec.risk]:
+            self.risk = spec.risk
         return self
 
     def typed_params(self) -> BaseModel:
         """The params as their action's pydantic model."""
-        return ACTION_PARAMS[self.action].model_validate(self.params)
+        model: type[BaseModel] = actions.get(self.action).params
+        return model.model_validate(self.params)
 
     def target_segment(self) -> Segment:
         """The segment the action applies to ({} for actions that have none)."""
-        seg = self.params.get("segment")
-        if isinstance(seg, dict):
-            return {str(k): str(v) for k, v in seg.items()}
-        if self.action == "adjust_fraud_rule":
-            return {"merchant_id": str(self.params["merchant_id"])}
-        if self.action == "rollback_config":
-            target = self.params.get("change", {}).get("target", {})
-            return {str(k): str(v) for k, v in target.items()}
-        return {}
+        return actions.target_segment(self.action, self.params)
 
 
 class RecentAction(Decision):
@@ -469,17 +318,3 @@ class RunRecord(BaseModel):
 def segment_key(segment: Segment) -> tuple[tuple[str, str], ...]:
     """A hashable, order-independent key for a segment."""
     return tuple(sorted(segment.items()))
-
-
-# How an empty value (a dimension that does not apply, e.g. card_network for a wallet) reads.
-NO_VALUE = "(none)"
-
-
-def format_segment(segment: Segment) -> str:
-    """Human-readable form: `processor=acq_a, issuer_country=BR`, or `all traffic`.
-
-    An empty value reads `(none)`: `card_network=(none)` is the traffic without a card.
-    """
-    if not segment:
-        return "all traffic"
-    return ", ".join(f"{k}={v if v != '' else NO_VALUE}" for k, v in segment.items())

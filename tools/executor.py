@@ -21,9 +21,9 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from tools import sql
+from tools import actions, sql
 from tools.contract import Decision, Outcome, ScenarioContext, iso
 from tools.routes import SegmentSnapshot
 from tools.simulator import simulate
@@ -40,7 +40,6 @@ class Executor(Protocol):
         idempotency_key: str,
         snap: SegmentSnapshot,
         context: ScenarioContext,
-        seed: int,
     ) -> Outcome:
         """Apply `decision` unless `idempotency_key` was applied already; return its Outcome.
 
@@ -116,14 +115,13 @@ class SimulatedExecutor:
         idempotency_key: str,
         snap: SegmentSnapshot,
         context: ScenarioContext,
-        seed: int,
     ) -> Outcome:
         """Simulate `decision` on `snap` (the snapshot of its target segment), once per key."""
         if not idempotency_key:
             raise ValueError("an execution needs an idempotency key")
 
         def compute() -> Outcome:
-            return simulate(decision, snap, context, seed)
+            return simulate(decision, snap, context)
 
         if self.journal_path is None:
             return self._applied.setdefault(idempotency_key, compute())
@@ -140,14 +138,6 @@ class SimulatedExecutor:
             return journal.get(idempotency_key)
 
 
-def _canonical_params(decision: Decision) -> dict[str, Any]:
-    params = dict(decision.params)
-    # The retry codes are a set: their order must not make a different key.
-    if decision.action == "enable_retry":
-        params["decline_codes"] = sorted(set(params["decline_codes"]))
-    return params
-
-
 def idempotency_key(decision: Decision, anomaly_fingerprint: str) -> str:
     """sha256 of the canonical JSON of (anomaly fingerprint, action, params).
 
@@ -157,7 +147,8 @@ def idempotency_key(decision: Decision, anomaly_fingerprint: str) -> str:
     payload = {
         "anomaly": anomaly_fingerprint,
         "action": decision.action,
-        "params": _canonical_params(decision),
+        # Two spellings of one action give one key (the retry codes are a set, say).
+        "params": actions.get(decision.action).key_params(decision.params),
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -21,7 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tools import sql
 from tools.config import LearningConfig, state_dir
-from tools.contract import ActionName, IncidentKind, RunRecord, Segment, Verdict, iso, utc
+from tools.contract import (
+    ActionName,
+    Decision,
+    IncidentKind,
+    Outcome,
+    Segment,
+    Verdict,
+    iso,
+    utc,
+)
 from tools.output import atomic_writer
 
 LEARNING_FILE = "learning.db"
@@ -88,35 +97,34 @@ class LearnedOutcome(BaseModel):
         return self.improvement > 0
 
     @classmethod
-    def from_run_record(
+    def of(
         cls,
-        record: RunRecord,
+        decision: Decision,
+        verdict: Verdict,
+        outcome: Outcome | None,
         *,
+        scenario_id: str,
+        incident_kind: str,
         thread_id: str = "",
         idempotency_key: str | None = None,
-        recorded_at: datetime | None = None,
-    ) -> LearnedOutcome | None:
-        """The outcome to learn from one run record; None when the run made no decision."""
-        decision = record.decision
-        if decision is None:
-            return None
-        outcome = record.outcome if record.verdict == "executed" else None
-        extra: dict[str, Any] = {} if recorded_at is None else {"recorded_at": recorded_at}
+    ) -> LearnedOutcome:
+        """The outcome to learn from a decision and its verdict; `outcome` (the executed
+        action's effect) counts only when the verdict is `executed`."""
+        effect = outcome if verdict == "executed" else None
         return cls(
-            scenario_id=record.scenario_id,
+            scenario_id=scenario_id,
             thread_id=thread_id,
-            incident_kind=record.incident_kind,
+            incident_kind=incident_kind,
             action=decision.action,
             segment=decision.target_segment(),
             params=decision.params,
-            verdict=record.verdict,
-            before=None if outcome is None else outcome.before,
-            after=None if outcome is None else outcome.after,
-            improvement=None if outcome is None else outcome.improvement,
+            verdict=verdict,
+            before=None if effect is None else effect.before,
+            after=None if effect is None else effect.after,
+            improvement=None if effect is None else effect.improvement,
             confidence=decision.confidence,
             reasoner=decision.reasoner,
             idempotency_key=idempotency_key,
-            **extra,
         )
 
 

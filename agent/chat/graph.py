@@ -36,6 +36,7 @@ from agent.chat.state import ChatState
 from agent.chat.tools import ToolInputError, langchain_tools, tool_results, turn_messages
 from agent.chat.windows import WINDOW_GRAMMAR, window_text
 from agent.model_reasoner import is_transient_error
+from tools import actions
 from tools.data import DataError
 
 PROMPT_PATH = Path(__file__).resolve().parent.parent.parent / "prompts" / "chat.md"
@@ -57,6 +58,7 @@ def system_prompt(inv: Investigation) -> str:
         baseline=window_text(inv.baseline),
         current=window_text(inv.current),
         window_grammar=WINDOW_GRAMMAR,
+        actions=actions.table(),
     )
 
 

@@ -36,6 +36,7 @@ from agent.chat.state import ChatState
 from agent.chat.windows import WINDOW_GRAMMAR, resolve_window, window_text
 from agent.reasoning import classify
 from agent.state import Approval, ApprovalRequest
+from tools import actions
 from tools.contract import (
     ACTION_NAMES,
     INCIDENT_KINDS,
@@ -787,11 +788,14 @@ def _decision(env: ToolEnv, args: ActionArgs, obs: Observation, rationale: str) 
     if args.action not in ACTION_NAMES:
         raise ToolInputError(f"unknown action {args.action!r}; one of {', '.join(ACTION_NAMES)}")
     params = dict(args.params)
-    if isinstance(params.get("segment"), dict):
-        params["segment"] = _segment(inv, params["segment"])
-    for key in ("from_processor", "to_processor", "backup_processor"):
-        if isinstance(params.get(key), str):
-            params[key] = _value(inv, "processor", params[key])
+    # Parameters that name a segment or a dimension's value (a processor, a merchant) are
+    # matched to the data's spelling, and refused when the data has no such value.
+    for key, names in actions.named(actions.get(args.action)).items():
+        value = params.get(key)
+        if names.what == "segment" and isinstance(value, dict):
+            params[key] = _segment(inv, value)
+        elif names.dimension is not None and isinstance(value, str):
+            params[key] = _value(inv, names.dimension, value)
     # The proposal acts on the incident observe found: its confidence is the classifier's.
     confidence = classify(obs, inv.scenario_context)[0].confidence
     from agent.models import model_label
@@ -832,7 +836,7 @@ def simulate_tool(env: ToolEnv, args: ActionArgs) -> dict[str, Any]:
     obs = inv.observation()
     decision = _decision(env, args, obs, "dry run from chat")
     snap = inv.snapshot(decision.target_segment())
-    outcome = simulate(decision, snap, inv.scenario_context, 0)
+    outcome = simulate(decision, snap, inv.scenario_context)
     verdict = _check(env, decision, obs)
     return {
         "dry_run": True,
@@ -879,24 +883,17 @@ def propose_action(env: ToolEnv, args: ProposeActionArgs) -> dict[str, Any]:
             "guard": {"status": "blocked", "violations": [v.model_dump() for v in done.violations]},
         }
     if done.outcome is not None and not done.already_executed:
+        learned = LearnedOutcome.of(
+            decision,
+            "executed",
+            done.outcome,
+            scenario_id=inv.scenario_id,
+            thread_id=env.thread_id,
+            incident_kind=top.incident_kind,
+            idempotency_key=done.idempotency_key,
+        )
         with env.ctx.learning_store() as store:
-            store.record(
-                LearnedOutcome(
-                    scenario_id=inv.scenario_id,
-                    thread_id=env.thread_id,
-                    incident_kind=top.incident_kind,
-                    action=decision.action,
-                    segment=decision.target_segment(),
-                    params=decision.params,
-                    verdict="executed",
-                    before=done.outcome.before,
-                    after=done.outcome.after,
-                    improvement=done.outcome.improvement,
-                    confidence=decision.confidence,
-                    reasoner=decision.reasoner,
-                    idempotency_key=done.idempotency_key,
-                )
-            )
+            store.record(learned)
     return {
         "status": "already_executed" if done.already_executed else "executed",
         "decision": proposal,

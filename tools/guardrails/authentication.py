@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from tools.actions.force_3ds import Force3dsParams
+from tools.actions.relax_3ds import Relax3dsParams
+from tools.actions.rollback_config import RollbackConfigParams
 from tools.change_kinds import change_class
-from tools.contract import Force3dsParams, Relax3dsParams, RollbackConfigParams, Segment
+from tools.contract import Segment
 from tools.decline_codes import AUTHENTICATION_REQUIRED, count_codes
 from tools.guardrails.base import Escalation, Finding, GuardInput, violation
 from tools.guardrails.limits import GuardLimits

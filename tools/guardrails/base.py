@@ -11,12 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tools import actions
 from tools.contract import (
-    ActionName,
     ApprovalReason,
     Decision,
     RiskLevel,
@@ -30,9 +30,6 @@ from tools.identifiers import lookup
 from tools.identifiers import segments_overlap as segments_overlap  # rules import it from here
 from tools.routes import RouteStats, SegmentSnapshot
 from tools.stats import rate_increase_p_value
-
-# Actions that change nothing in the payment flow: exempt from kill switch and cooldowns.
-PASSIVE_ACTIONS: frozenset[str] = frozenset({"no_action", "notify_oncall"})
 
 # The rolling window over which actions are counted (hourly rate) and shifts add up.
 ROLLING_HOUR = timedelta(hours=1)
@@ -64,18 +61,15 @@ class PastAction:
         origin: str,
     ) -> PastAction:
         """A past action with its target segment and its age at `now` (same clock as `at`)."""
-        # model_construct: the params were validated when the action was decided; reading
-        # its segment must not fail on an entry written by another version.
-        decision = Decision.model_construct(
-            action=cast(ActionName, action), params=dict(params), confidence=1.0
-        )
-        segment = decision.target_segment()
+        # The params were validated when the action was decided; reading its segment must
+        # not fail on an entry written by another version.
+        segment = actions.target_segment(action, params)
         return cls(action, params, segment, at, utc(now) - utc(at), origin)
 
 
 @dataclass(frozen=True)
 class GuardInput:
-    """Everything a rule may look at. Built by `agent.acting.guard_input`.
+    """Everything a rule may look at. Built by `agent.reasoning.guard_input`.
 
     `snapshot` is the decision's target segment (`decision.target_segment()`) over the
     run's windows; `evidence_attempts` the current-window attempts behind the anomaly the

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tools.actions.adjust_fraud_rule import AdjustFraudRuleParams
+from tools.actions.rollback_config import RollbackConfigParams
 from tools.change_kinds import change_class, change_kind_key, is_fraud_rule_change
-from tools.contract import (
-    AdjustFraudRuleParams,
-    RecentChange,
-    RollbackConfigParams,
-    format_segment,
-    iso,
-)
+from tools.contract import RecentChange, format_segment, iso
 from tools.guardrails.base import Escalation, Finding, GuardInput, segments_overlap, violation
 from tools.guardrails.limits import GuardLimits
 from tools.identifiers import identifier_key, same_identifier, segment_identity

@@ -1,12 +1,17 @@
 """The registry of guard rules and the verdict they add up to.
 
 Adding a rule: write `def my_rule(inp: GuardInput, limits: GuardLimits) -> list[Finding]`
-in the file of its concern and add one line to `RULES`.
+in the file of its concern and add one line to `RULES`. `registered_rule(rule)` adds one
+for the length of a block (a test's toy rule, a plugin), after the built-in ones.
 """
 
 from __future__ import annotations
 
-from tools.contract import DEFAULT_RISK, RISK_ORDER, ApprovalReason, RiskLevel, Violation
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from tools import actions
+from tools.contract import RISK_ORDER, ApprovalReason, RiskLevel, Violation
 from tools.guardrails import authentication, changes, evidence, pacing, params, retry, routing
 from tools.guardrails.base import Escalation, GuardInput, GuardVerdict, Rule
 from tools.guardrails.limits import GuardLimits
@@ -55,6 +60,26 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+_ADDED: list[Rule] = []
+
+
+def rules() -> tuple[Rule, ...]:
+    """Every rule guard runs: the built-in `RULES`, then those registered."""
+    return (*RULES, *_ADDED)
+
+
+@contextmanager
+def registered_rule(rule: Rule) -> Iterator[Rule]:
+    """Run `rule` after the built-in rules for the length of a `with` block."""
+    if rule in rules():
+        raise ValueError(f"rule {rule.__name__!r} is already registered")
+    _ADDED.append(rule)
+    try:
+        yield rule
+    finally:
+        _ADDED.remove(rule)
+
+
 def evaluate(inp: GuardInput, limits: GuardLimits) -> GuardVerdict:
     """Run every rule on the decision and decide: approved, needs_approval or blocked.
 
@@ -62,12 +87,12 @@ def evaluate(inp: GuardInput, limits: GuardLimits) -> GuardVerdict:
     that any rule escalates, needs a human. `no_action` is always approved.
     """
     decision = inp.decision
-    if decision.action == "no_action":
+    if decision.action == actions.NO_ACTION:
         return GuardVerdict(status="approved", risk=decision.risk)
 
     violations: list[Violation] = []
     escalations: list[Escalation] = []
-    for rule in RULES:
+    for rule in rules():
         for finding in rule(inp, limits):
             if isinstance(finding, Escalation):
                 escalations.append(finding)
@@ -82,7 +107,7 @@ def evaluate(inp: GuardInput, limits: GuardLimits) -> GuardVerdict:
         action = decision.action
         why = (
             f"{action} is a high-risk action"
-            if DEFAULT_RISK[action] == "high"
+            if actions.get(action).risk == "high"
             else f"the risk of this {action} is high"
         )
         reasons.append(ApprovalReason(rule=HIGH_RISK, detail=f"{why}; a human approves it"))

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tools.contract import (
-    EnableRetryParams,
-    NotifyOncallParams,
-    ShiftTrafficParams,
-    format_segment,
-    iso,
-)
+from tools.actions import is_passive
+from tools.actions.enable_retry import EnableRetryParams
+from tools.actions.notify_oncall import NotifyOncallParams
+from tools.actions.shift_traffic import ShiftTrafficParams
+from tools.contract import format_segment, iso
 from tools.guardrails.base import (
-    PASSIVE_ACTIONS,
     ROLLING_HOUR,
     Escalation,
     Finding,
@@ -45,7 +42,7 @@ def _when(a: PastAction) -> str:
 
 def kill_switch(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """With the kill switch engaged, only notifications go out."""
-    if limits.kill_switch and inp.decision.action not in PASSIVE_ACTIONS:
+    if limits.kill_switch and not is_passive(inp.decision.action):
         return violation(
             "kill_switch", f"kill switch engaged: {inp.decision.action} is not allowed"
         )
@@ -54,12 +51,12 @@ def kill_switch(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
 
 def segment_cooldown(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """One active action per segment: none on an overlapping segment within the cooldown."""
-    if inp.decision.action in PASSIVE_ACTIONS:
+    if is_passive(inp.decision.action):
         return []
     cooldown = timedelta(minutes=limits.cooldown_minutes)
     target = inp.decision.target_segment()
     for a in inp.past_actions:
-        if a.action in PASSIVE_ACTIONS or a.age >= cooldown:
+        if is_passive(a.action) or a.age >= cooldown:
             continue
         if segments_overlap(target, a.segment):
             return violation(
@@ -91,10 +88,10 @@ def notify_dedup(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
 
 def hourly_action_rate(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """At most `max_actions_per_hour` actions that change traffic in a rolling hour."""
-    if inp.decision.action in PASSIVE_ACTIONS:
+    if is_passive(inp.decision.action):
         return []
     taken = sum(
-        1 for a in inp.past_actions if a.action not in PASSIVE_ACTIONS and a.age < ROLLING_HOUR
+        1 for a in inp.past_actions if not is_passive(a.action) and a.age < ROLLING_HOUR
     )
     if taken >= limits.max_actions_per_hour:
         return violation(
@@ -107,7 +104,7 @@ def hourly_action_rate(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
 def affected_share(inp: GuardInput) -> float:
     """Share of all current-window attempts the decision would touch."""
     snap, p = inp.snapshot, inp.params
-    if inp.decision.action in PASSIVE_ACTIONS or snap.total_attempts == 0:
+    if is_passive(inp.decision.action) or snap.total_attempts == 0:
         return 0.0
     if isinstance(p, ShiftTrafficParams):
         route = snap.routes.get(p.from_processor)

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tools.contract import (
-    DisablePaymentMethodParams,
-    EnableRetryParams,
-    FailoverProcessorParams,
-    Force3dsParams,
-    Relax3dsParams,
-    ShiftTrafficParams,
-)
+from tools import actions
+from tools.actions.enable_retry import MAX_ATTEMPTS, EnableRetryParams
+from tools.actions.shift_traffic import MAX_STEP, MIN_EXPLORATION, ShiftTrafficParams
 from tools.guardrails.base import (
     ROLLING_HOUR,
     Finding,
@@ -76,11 +71,11 @@ def shift_step_limit(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     if not isinstance(p, ShiftTrafficParams):
         return []
     shifted = _shifted(inp, p)
-    if shifted.total > limits.max_shift_step_pp:
+    step = limits.of(MAX_STEP)
+    if shifted.total > step:
         return violation(
             "shift_step_limit",
-            f"{shifted.described(p.from_processor)} exceeds the step limit of "
-            f"{limits.max_shift_step_pp:g} pp",
+            f"{shifted.described(p.from_processor)} exceeds the step limit of {step:g} pp",
         )
     return []
 
@@ -90,7 +85,7 @@ def shift_keep_exploration(inp: GuardInput, limits: GuardLimits) -> list[Finding
     p = inp.params
     if not isinstance(p, ShiftTrafficParams):
         return []
-    keep = limits.min_source_exploration_pct
+    keep = limits.of(MIN_EXPLORATION)
     shifted = _shifted(inp, p)
     if shifted.total > 100 - keep:
         return violation(
@@ -102,20 +97,15 @@ def shift_keep_exploration(inp: GuardInput, limits: GuardLimits) -> list[Finding
 
 
 def ttl_limit(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
-    """Temporary actions expire within their action's maximum TTL."""
-    p = inp.params
-    if isinstance(p, FailoverProcessorParams):
-        most = limits.max_failover_ttl_minutes
-    elif isinstance(p, Force3dsParams | Relax3dsParams):
-        most = limits.max_3ds_ttl_minutes
-    elif isinstance(p, DisablePaymentMethodParams):
-        most = limits.max_disable_ttl_minutes
-    else:
+    """Temporary actions expire within their action's maximum TTL (`ActionSpec.ttl`)."""
+    ceiling = actions.get(inp.decision.action).ttl
+    if ceiling is None:
         return []
-    if p.ttl_minutes > most:
+    ttl, most = int(inp.decision.params["ttl_minutes"]), limits.of(ceiling)
+    if ttl > most:
         return violation(
             "ttl_limit",
-            f"{inp.decision.action} ttl of {p.ttl_minutes} min exceeds the maximum {most} min",
+            f"{inp.decision.action} ttl of {ttl} min exceeds the maximum {most:g} min",
         )
     return []
 
@@ -123,9 +113,9 @@ def ttl_limit(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
 def retry_max_attempts(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """Cascading retries stop at `max_retry_attempts` attempts in all."""
     p = inp.params
-    if isinstance(p, EnableRetryParams) and p.max_attempts > limits.max_retry_attempts:
+    most = limits.of(MAX_ATTEMPTS)
+    if isinstance(p, EnableRetryParams) and p.max_attempts > most:
         return violation(
-            "retry_max_attempts",
-            f"max_attempts {p.max_attempts} exceeds the limit of {limits.max_retry_attempts}",
+            "retry_max_attempts", f"max_attempts {p.max_attempts} exceeds the limit of {most:g}"
         )
     return []

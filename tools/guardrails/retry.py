@@ -6,7 +6,7 @@ and `004` are all Visa 04, and a code payops does not know is never retried.
 
 from __future__ import annotations
 
-from tools.contract import EnableRetryParams
+from tools.actions.enable_retry import MAX_FAILED_3DS_SHARE, EnableRetryParams
 from tools.decline_codes import (
     AUTHENTICATION_CODES,
     INSUFFICIENT_FUNDS,
@@ -77,11 +77,11 @@ def retry_after_failed_3ds(inp: GuardInput, limits: GuardLimits) -> list[Finding
             "retry_after_failed_3ds",
             f"authentication failures ({', '.join(auth)}) cannot be retried",
         )
-    snap = inp.snapshot
-    if snap.failures > 0 and snap.three_ds_failed / snap.failures > limits.max_failed_3ds_share:
+    snap, most = inp.snapshot, limits.of(MAX_FAILED_3DS_SHARE)
+    if snap.failures > 0 and snap.three_ds_failed / snap.failures > most:
         return violation(
             "retry_after_failed_3ds",
             f"{snap.three_ds_failed} of {snap.failures} failures on the segment are failed 3DS "
-            f"(> {limits.max_failed_3ds_share:.0%}); retrying them bypasses authentication",
+            f"(> {most:.0%}); retrying them bypasses authentication",
         )
     return []

@@ -6,7 +6,9 @@ look-alike spelling is a processor nobody knows, which is never healthy.
 
 from __future__ import annotations
 
-from tools.contract import FailoverProcessorParams, ShiftTrafficParams, format_segment
+from tools.actions.failover_processor import FailoverProcessorParams
+from tools.actions.shift_traffic import ShiftTrafficParams
+from tools.contract import format_segment
 from tools.guardrails.base import (
     Finding,
     GuardInput,
