@@ -142,16 +142,13 @@ def render_observation(obs: Observation, source: str) -> None:
     if not obs.anomalous:
         out.print("[green]No anomaly[/green]: no segment changed significantly.")
         return
+    from tools.signals.registry import format_level, unit_of
+
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for col in ("segment", "metric", "baseline", "current", "p-value", "severity", "codes moved"):
         table.add_column(col)
     for a in obs.anomalies[:8]:
-        if a.metric == "success_rate":
-            before, now = _pct(a.baseline), _pct(a.current)
-        elif a.metric == "volume":
-            before, now = f"{a.baseline:,.0f}", f"{a.current:,.0f}"
-        else:
-            before, now = f"{a.baseline:,.0f} ms", f"{a.current:,.0f} ms"
+        before, now = (format_level(unit_of(a.metric), v) for v in (a.baseline, a.current))
         codes = ", ".join(
             f"{c.code} +{(c.current_share - c.baseline_share) * 100:.1f}pp"
             for c in a.decline_codes[:3]
@@ -159,7 +156,7 @@ def render_observation(obs: Observation, source: str) -> None:
         colour = {"critical": "red", "warning": "yellow", "info": "cyan"}[a.severity]
         table.add_row(
             _segment(a.segment),
-            a.metric,
+            a.metric if a.detail is None else f"{a.metric} {a.detail}",
             before,
             now,
             f"{a.p_value:.1e}",

@@ -26,6 +26,7 @@ from tools.incidents import CONFIDENCE, Signature
 from tools.learning import LearningContext, RemedyPrior
 from tools.observe import Observation, RootCauseDetail, SegmentEvidence, WindowSummary
 from tools.routes import RouteStats, SegmentSnapshot
+from tools.signals.registry import measures_of
 
 START = datetime(2026, 3, 1, 6, tzinfo=UTC)
 BASELINE = TimeWindow(start=START - timedelta(hours=6), end=START)
@@ -36,6 +37,7 @@ def _sig(segment: Segment, metric: str = "success_rate", **features: object) -> 
     """A signature with nothing moved but what `features` set (drop 20 pp by default)."""
     neutral = Signature(
         metric=metric,
+        measures=measures_of(metric),
         dims=frozenset(segment),
         segment=segment,
         drop=0.2,

@@ -20,13 +20,25 @@ class ObserveConfig(BaseModel):
     """Thresholds of detection and root-cause localization."""
 
     model_config = ConfigDict(extra="forbid")
-    depth: int = Field(default=2, ge=1, le=3, description="max dimensions in one segment")
+    depth: int = Field(default=3, ge=1, le=3, description="max dimensions of a root cause")
     min_effect_pp: float = Field(default=3.0, gt=0, description="min success-rate drop, pp")
     min_sample: int = Field(default=30, ge=1, description="min attempts in each window")
     fdr: float = Field(default=0.01, gt=0, lt=1, description="Benjamini-Hochberg level")
     volume_min_drop: float = Field(default=0.4, gt=0, lt=1, description="min relative drop")
+    surge_min_rise: float = Field(default=0.5, gt=0, description="min relative volume surge")
     latency_min_ratio: float = Field(default=1.5, gt=1, description="min p95 ratio")
     latency_min_shift_ms: float = Field(default=100.0, ge=0, description="min p95 shift")
+    error_min_effect_pp: float = Field(default=1.0, gt=0, description="min error-rate rise, pp")
+    error_min_ratio: float = Field(default=1.5, ge=1, description="min error-rate ratio")
+    three_ds_min_rise: float = Field(
+        default=0.10, gt=0, lt=1, description="min rise of the 3DS challenge failure rate"
+    )
+    code_new_min_pp: float = Field(
+        default=1.0, gt=0, description="min share of attempts of a new decline code, pp"
+    )
+    hard_share_min_rise: float = Field(
+        default=0.15, gt=0, lt=1, description="min rise of the hard share of declines"
+    )
     max_anomalies: int = Field(default=25, ge=1, description="anomalies kept in a record")
     max_root_causes: int = Field(default=3, ge=1, le=5)
 

@@ -22,10 +22,11 @@ from tools.contract import Segment, TimeWindow
 from tools.decline_codes import (
     AUTHENTICATION_CODES,
     FRAUD_CODES,
+    GATEWAY_CODES,
     SOFT_CODES,
     TECHNICAL_CODES,
 )
-from tools.stats import quantile_from_cumulative
+from tools.stats import quantile_from_cumulative, rate_increase_p_value
 
 # Latency is kept as a bucket index in the leaf cube: bucket k >= 1 starts at
 # 2^((k + 10) / 2) ms, i.e. edges a factor sqrt(2) apart from 45 ms to about 33 s (bucket 0
@@ -46,6 +47,7 @@ _COUNTERS: tuple[str, ...] = (
     "approved",
     "declined",
     "errors",
+    "gateway_errors",
     "technical",
     "soft",
     "hard",
@@ -71,6 +73,7 @@ class WindowStats:
     approved: int = 0
     declined: int = 0
     errors: int = 0
+    gateway_errors: int = 0
     technical: int = 0
     soft: int = 0
     hard: int = 0
@@ -82,13 +85,20 @@ class WindowStats:
     three_ds_failed: int = 0
     retries: int = 0
     latency_at_least: tuple[int, ...] = field(default=(0,) * _N_EDGES)
+    # Attempts per candidate decline code, in the order of `SegmentTable.codes`.
+    codes: tuple[int, ...] = ()
 
     @classmethod
-    def from_values(cls, values: Sequence[int | float | None]) -> WindowStats:
-        """Build from the counter columns followed by the latency columns."""
+    def from_values(cls, values: Sequence[int | float | None], n_codes: int = 0) -> WindowStats:
+        """Build from the counter columns, the latency columns, then `n_codes` code columns."""
         ints = [int(v or 0) for v in values]
         fields: dict[str, Any] = dict(zip(_COUNTERS, ints[:_N_COUNTERS], strict=True))
-        return cls(**fields, latency_at_least=tuple(ints[_N_COUNTERS:]))
+        lat_end = _N_COUNTERS + _N_EDGES
+        return cls(
+            **fields,
+            latency_at_least=tuple(ints[_N_COUNTERS:lat_end]),
+            codes=tuple(ints[lat_end : lat_end + n_codes]) if n_codes else (),
+        )
 
     def minus(self, other: WindowStats) -> WindowStats:
         """Counts of this segment with `other` (a part of it) taken out."""
@@ -98,7 +108,8 @@ class WindowStats:
         lat = tuple(
             a - b for a, b in zip(self.latency_at_least, other.latency_at_least, strict=True)
         )
-        return WindowStats(**fields, latency_at_least=lat)
+        codes = tuple(a - b for a, b in zip(self.codes, other.codes, strict=True))
+        return WindowStats(**fields, latency_at_least=lat, codes=codes)
 
     @property
     def failures(self) -> int:
@@ -196,11 +207,17 @@ class SegmentTable:
     baseline: TimeWindow
     current: TimeWindow
     segments: dict[LeafKey, SegmentMetrics]
+    # Candidate decline codes, whose attempts every WindowStats carries in this order.
+    codes: tuple[str, ...] = ()
 
     @property
     def total(self) -> SegmentMetrics:
         """All traffic."""
-        return self.segments.get(()) or SegmentMetrics((), WindowStats(), WindowStats())
+        return self.segments.get(()) or self._empty(())
+
+    def _empty(self, key: LeafKey) -> SegmentMetrics:
+        empty = WindowStats(codes=(0,) * len(self.codes))
+        return SegmentMetrics(key, empty, empty)
 
     @property
     def duration_ratio(self) -> float:
@@ -209,7 +226,7 @@ class SegmentTable:
 
     def get(self, key: LeafKey) -> SegmentMetrics:
         """Metrics of a segment; an unseen segment has zero counts."""
-        return self.segments.get(key) or SegmentMetrics(key, WindowStats(), WindowStats())
+        return self.segments.get(key) or self._empty(key)
 
 
 def key_of(segment: Segment, dimensions: Sequence[str]) -> LeafKey:
@@ -284,6 +301,7 @@ def _counter_sql(window: int) -> list[str]:
         "approved": s("status = 'approved'"),
         "declined": s("status = 'declined'"),
         "errors": s("status = 'error'"),
+        "gateway_errors": s(f"status = 'error' OR code IN ({_in_list(GATEWAY_CODES)})"),
         "technical": s(technical),
         "soft": s(f"status = 'declined' AND code IN ({_in_list(SOFT_CODES)})"),
         "hard": s(
@@ -333,42 +351,117 @@ def rollup(
     *,
     cube: str = "observe_leaf",
     exclude: Sequence[Segment] = (),
+    codes: Sequence[str] = (),
+    within: Segment | None = None,
+    sets: Sequence[tuple[str, ...]] | None = None,
 ) -> SegmentTable:
     """Metrics of every segment of up to `depth` dimensions, from the leaf cube.
 
     `exclude` removes the traffic of some segments first (used to explain away a root
-    cause already found before looking for the next one).
+    cause already found before looking for the next one). `codes` are the candidate
+    decline codes counted per segment (`prepare_codes` built their table). `within` and
+    `sets` restrict the rollup to one segment's traffic and the given dimension sets
+    (used to look one dimension deeper inside a root cause).
     """
-    dims = [sql.ident(d) for d in dimensions]
-    sets = grouping_sets(dimensions, depth)
+    sets = list(sets) if sets is not None else grouping_sets(dimensions, depth)
+    # GROUPING() may only name grouped dimensions: those of some set, in table order.
+    grouped = [d for d in dimensions if any(d in s for s in sets)]
+    dims = [sql.ident(d) for d in grouped]
     gsets = ", ".join("(" + ", ".join(sql.ident(d) for d in s) + ")" for s in sets)
     where, params = _outside(exclude)
-    sums = ", ".join(f"sum(v{i})" for i in range(2 * (_N_COUNTERS + _N_EDGES)))
+    if within:
+        pred, p = sql.segment_filter(within, prefix="w_")
+        where = f"({where}) AND ({pred})"
+        params.update(p)
+    width = _N_COUNTERS + _N_EDGES
+    n_codes = len(codes)
+    columns = [f"v{i}" for i in range(2 * width)]
+    source = f"{cube}_counts"
+    if n_codes:
+        code_columns = [f"k{i}" for i in range(2 * n_codes)]
+        # Code counts live in their own table; both are sums over the same leaves.
+        source = f"(SELECT * FROM {cube}_counts UNION ALL BY NAME SELECT * FROM {cube}_codes)"
+        columns = (
+            [f"v{i}" for i in range(width)]
+            + code_columns[:n_codes]
+            + [f"v{i}" for i in range(width, 2 * width)]
+            + code_columns[n_codes:]
+        )
+    sums = ", ".join(f"sum({c})" for c in columns)
     query = f"""
         SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {sums}
-        FROM {cube}_counts
+        FROM {source}
         WHERE {where}
         GROUP BY GROUPING SETS ({gsets})
     """
     rows = conn.execute(query, params).fetchall()
-    n_dims = len(dimensions)
-    width = _N_COUNTERS + _N_EDGES
+    n_dims = len(grouped)
+    half = width + n_codes
     segments: dict[LeafKey, SegmentMetrics] = {}
     for row in rows:
         gid = int(row[0])
         key = tuple(
-            (dimensions[i], str(row[1 + i]))
+            (grouped[i], str(row[1 + i]))
             for i in range(n_dims)
             # GROUPING() sets bit (n-1-i) when dimension i is rolled up.
             if not (gid >> (n_dims - 1 - i)) & 1
         )
+        if within:
+            key = key_of({**within, **dict(key)}, dimensions)
         values = row[1 + n_dims :]
         segments[key] = SegmentMetrics(
             key,
-            WindowStats.from_values(values[:width]),
-            WindowStats.from_values(values[width:]),
+            WindowStats.from_values(values[:half], n_codes),
+            WindowStats.from_values(values[half:], n_codes),
         )
-    return SegmentTable(list(dimensions), depth, baseline, current, segments)
+    return SegmentTable(list(dimensions), depth, baseline, current, segments, tuple(codes))
+
+
+# At most this many decline codes are followed per segment: those whose share of all
+# attempts rose the most surely (a code rising in one segment rises in the total too).
+MAX_CANDIDATE_CODES = 6
+
+
+def prepare_codes(
+    conn: duckdb.DuckDBPyConnection,
+    dimensions: Sequence[str],
+    *,
+    cube: str = "observe_leaf",
+    limit: int = MAX_CANDIDATE_CODES,
+) -> tuple[str, ...]:
+    """Pick the candidate decline codes and build their per-leaf counts (`{cube}_codes`).
+
+    A candidate is a code whose share of all attempts is higher in the current window;
+    the `limit` with the smallest one-sided p-values are kept, in code order.
+    """
+    rows = conn.execute(
+        f"SELECT code, sum(n) FILTER (WHERE NOT is_current), sum(n) FILTER (WHERE is_current) "
+        f"FROM {cube} WHERE code IS NOT NULL AND code <> '' GROUP BY code"
+    ).fetchall()
+    totals = conn.execute(
+        f"SELECT sum(n) FILTER (WHERE NOT is_current), sum(n) FILTER (WHERE is_current) FROM {cube}"
+    ).fetchone()
+    n_b, n_c = (int(totals[0] or 0), int(totals[1] or 0)) if totals else (0, 0)
+    rising = []
+    for code, b, c in rows:
+        b, c = int(b or 0), int(c or 0)
+        if n_b and n_c and c / n_c > b / n_b:
+            rising.append((rate_increase_p_value(n_b, b, n_c, c), str(code)))
+    codes = tuple(sorted(code for _, code in sorted(rising)[:limit]))
+    if codes:
+        dims = ", ".join(sql.ident(d) for d in dimensions)
+        cols = [
+            f"sum(n) FILTER (WHERE is_current = {w} AND code = {_in_list([code])}) AS k{j}"
+            for j, (w, code) in enumerate(
+                [("false", c) for c in codes] + [("true", c) for c in codes]
+            )
+        ]
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {cube}_codes AS "
+            f"SELECT {dims}, {', '.join(cols)} FROM {cube} "
+            f"WHERE code IN ({_in_list(codes)}) GROUP BY ALL"
+        )
+    return codes
 
 
 @dataclass(frozen=True)
@@ -403,3 +496,41 @@ def code_mix(
         target = mixes[int(seg_idx)].current if is_current else mixes[int(seg_idx)].baseline
         target[str(code) or "(none)"] = int(n)
     return mixes
+
+
+def approved_latency(
+    conn: duckdb.DuckDBPyConnection,
+    segments: Sequence[Segment],
+    *,
+    cube: str = "observe_leaf",
+) -> list[tuple[float, float]]:
+    """p95 latency of approved attempts of each of `segments`, (baseline, current), in ms.
+
+    Slow successes tell a slow route from one that fails fast or times out: the latter
+    moves the latency of all attempts, not of the approved ones.
+    """
+    if not segments:
+        return []
+    selects: list[str] = []
+    params: dict[str, str] = {}
+    for i, seg in enumerate(segments):
+        pred, p = sql.segment_filter(seg, prefix=f"a{i}_")
+        selects.append(
+            f"SELECT {i} AS seg, is_current, latency_bucket, sum(n) AS n FROM {cube} "
+            f"WHERE status = 'approved' AND ({pred}) GROUP BY ALL"
+        )
+        params.update(p)
+    rows = conn.execute(" UNION ALL ".join(selects), params).fetchall()
+    buckets = [[[0] * _LATENCY_BUCKETS for _ in range(2)] for _ in segments]
+    for seg_idx, is_current, bucket, n in rows:
+        buckets[int(seg_idx)][1 if is_current else 0][int(bucket)] += int(n)
+    out = []
+    for windows in buckets:
+        p95 = []
+        for counts in windows:
+            total = sum(counts)
+            # Attempts at or above edge i are those in bucket i + 1 or higher.
+            at_least = [sum(counts[i + 1 :]) for i in range(_N_EDGES)]
+            p95.append(quantile_from_cumulative(LATENCY_EDGES_MS, at_least, total, 0.95))
+        out.append((p95[0], p95[1]))
+    return out

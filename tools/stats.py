@@ -34,7 +34,38 @@ def rate_increase_p_value(
         return 1.0 if p_c <= p_b else 0.0
     correction = 0.5 * (1.0 / baseline_n + 1.0 / current_n)
     z = (p_c - p_b - correction) / math.sqrt(var)
-    return normal_sf(z)
+    p = normal_sf(z)
+    bad = baseline_x + current_x
+    if p < SMALL_COUNT_CHECK and bad <= SMALL_COUNT:
+        # Few bad events: the normal tail is far too thin (7 errors where 2 were expected
+        # come out "significant"). Given the bad events, each falls in the current window
+        # with probability n_c / (n_b + n_c) under no change: an exact binomial tail.
+        return max(
+            p, binomial_sf(round(current_x), round(bad), current_n / (baseline_n + current_n))
+        )
+    return p
+
+
+# Below this many bad events in both windows, a p-value that looks small is checked
+# against the exact conditional binomial tail.
+SMALL_COUNT = 100
+SMALL_COUNT_CHECK = 0.05
+
+
+def binomial_sf(k: int, n: int, q: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, q), summed exactly (n is small)."""
+    if k <= 0:
+        return 1.0
+    if k > n:
+        return 0.0
+    total = 0.0
+    log_q, log_1q = math.log(q), math.log1p(-q) if q < 1.0 else -math.inf
+    for i in range(k, n + 1):
+        total += math.exp(
+            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+            + i * log_q + (n - i) * log_1q
+        )  # fmt: skip
+    return min(1.0, total)
 
 
 def benjamini_hochberg(p_values: Sequence[float], fdr: float) -> list[bool]:
