@@ -235,7 +235,14 @@ def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothe
         IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts) for k, c in ranked
     ]
     if not ranked:
-        return hypotheses
+        # No kind claims it: an anomaly with a cause but no explanation is a coin toss.
+        return [
+            IncidentHypothesis(
+                incident_kind=QUIET,
+                confidence=CONFIDENCE.unlocalized,
+                evidence=["no incident kind recognises the root cause", *facts],
+            )
+        ]
     lead_kind, lead = ranked[0]
     for alt in alternative_signatures(obs, context):
         alt_ranked = rank_kinds(alt)
