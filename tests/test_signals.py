@@ -177,7 +177,7 @@ def _segments(
     """`quiet` unchanged segments of `n` units, plus `changed`: name -> (units, change)."""
     window, rate, _ = CASES[name]
     pace = name in (VOLUME, VOLUME_SURGE)
-    out = {}
+    out: dict[LeafKey, tuple[WindowStats, WindowStats]] = {}
     for i in range(quiet):
         out[(("segment", f"q{i:02d}"),)] = (window(n, rate), window(n, rate))
     for seg, (units, change) in changed.items():
