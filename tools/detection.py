@@ -19,6 +19,10 @@ from tools.signals import registry
 from tools.signals.base import Counts, Signal
 from tools.stats import benjamini_hochberg
 
+# A segment at the deepest measured level with a p-value this small, uncorrected, is
+# looked into one dimension deeper when nothing above it is flagged (depth adapts).
+SCREEN_P = 1e-3
+
 
 @dataclass(frozen=True)
 class Detection:
@@ -56,6 +60,10 @@ class DetectionResult:
     p_cutoffs: dict[str, float]
     strict_cutoffs: dict[str, float]
     signals: tuple[Signal, ...] = ()
+    # Segments at the table's depth whose change is significant on its own (p at most
+    # `SCREEN_P`, before any correction) while no parent of theirs is flagged on that
+    # signal: a change too diluted to flag here may be sharp one dimension deeper.
+    screened: tuple[LeafKey, ...] = ()
 
     def cause_cutoff(self, signal: str) -> float:
         """The p-value a root-cause segment of `signal` must reach."""
@@ -74,7 +82,7 @@ def detect(
 
     Benjamini-Hochberg runs per signal (all detectors of a signal, e.g. every candidate
     decline code, are one family): a flood of true latency flags must not relax the
-    success-rate test.
+    success-rate test. The families split `cfg.fdr` between them.
     """
     bound = tuple(signals if signals is not None else registry.bind(table, cfg))
     segments = list(table.segments.values())
@@ -89,13 +97,24 @@ def detect(
     strict: dict[str, float] = {}
     detections: list[Detection] = []
     tests = 0
+    # Each signal is one more chance for quiet traffic to look anomalous: the families
+    # share the false-discovery budget, so the whole watch stays at `fdr`.
+    fdr = cfg.fdr / max(len(families), 1)
+    candidates = [
+        (signal.name, m.key)
+        for family in families.values()
+        for m, signal, c, p in family
+        if p <= SCREEN_P and len(m.key) == table.depth and signal.effect(c) > 0
+    ]
     for name, family in families.items():
         tests += len(family)
-        flags = benjamini_hochberg([t[3] for t in family], cfg.fdr)
+        flags = benjamini_hochberg([t[3] for t in family], fdr)
         p_cutoffs[name] = max((t[3] for t, f in zip(family, flags, strict=True) if f), default=0.0)
-        strict[name] = cfg.fdr / max(len(family), 1)
+        strict[name] = fdr / max(len(family), 1)
         for (m, signal, c, p), significant in zip(family, flags, strict=True):
             if not significant or not signal.material(c) or not signal.confirm(m):
+                continue
+            if p > table.deep_level(m.key, fdr):
                 continue
             before, now = signal.levels(m, c)
             detections.append(
@@ -113,4 +132,11 @@ def detect(
                     current_attempts=m.current.attempts,
                 )
             )
-    return DetectionResult(detections, tests, p_cutoffs, strict, bound)
+    flagged = {(d.metric, d.key) for d in detections}
+    screened = dict.fromkeys(
+        key
+        for name, key in candidates
+        if (name, key) not in flagged
+        and not any((name, key[:i] + key[i + 1 :]) in flagged for i in range(len(key)))
+    )
+    return DetectionResult(detections, tests, p_cutoffs, strict, bound, tuple(screened))

@@ -209,6 +209,14 @@ class SegmentTable:
     segments: dict[LeafKey, SegmentMetrics]
     # Candidate decline codes, whose attempts every WindowStats carries in this order.
     codes: tuple[str, ...] = ()
+    # Segments deeper than `depth` measured only where screened: how many such segments
+    # the full cube one level deeper would hold, so their tests pay for all of them.
+    deep_space: int = 0
+
+    def deep_level(self, key: LeafKey, fdr: float) -> float:
+        """The p-value a segment must reach on top of its signal's cut-off: 1 within
+        `depth`, Bonferroni over the whole deeper level below it."""
+        return 1.0 if len(key) <= self.depth else fdr / max(self.deep_space, 1)
 
     @property
     def total(self) -> SegmentMetrics:
@@ -354,6 +362,7 @@ def rollup(
     codes: Sequence[str] = (),
     within: Segment | None = None,
     sets: Sequence[tuple[str, ...]] | None = None,
+    among: Sequence[Segment] = (),
 ) -> SegmentTable:
     """Metrics of every segment of up to `depth` dimensions, from the leaf cube.
 
@@ -361,7 +370,8 @@ def rollup(
     cause already found before looking for the next one). `codes` are the candidate
     decline codes counted per segment (`prepare_codes` built their table). `within` and
     `sets` restrict the rollup to one segment's traffic and the given dimension sets
-    (used to look one dimension deeper inside a root cause).
+    (used to look one dimension deeper inside a root cause); `among` restricts it to the
+    traffic of any of several segments.
     """
     sets = list(sets) if sets is not None else grouping_sets(dimensions, depth)
     # GROUPING() may only name grouped dimensions: those of some set, in table order.
@@ -373,6 +383,13 @@ def rollup(
         pred, p = sql.segment_filter(within, prefix="w_")
         where = f"({where}) AND ({pred})"
         params.update(p)
+    if among:
+        preds = []
+        for i, seg in enumerate(among):
+            pred, p = sql.segment_filter(seg, prefix=f"a{i}_")
+            preds.append(f"({pred})")
+            params.update(p)
+        where = f"({where}) AND ({' OR '.join(preds)})"
     width = _N_COUNTERS + _N_EDGES
     n_codes = len(codes)
     columns = [f"v{i}" for i in range(2 * width)]

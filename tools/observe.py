@@ -7,6 +7,8 @@ the rest). This is the function the graph's observe node and the chat tools both
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -214,6 +216,34 @@ def _code_shifts(
     return shifts[:6]
 
 
+def _screen_deeper(
+    dataset: Dataset, table: SegmentTable, screened: tuple[LeafKey, ...]
+) -> SegmentTable:
+    """`table` plus the segments one dimension inside the screened ones, in one rollup."""
+    sets = dict.fromkeys(
+        tuple(d for d in table.dimensions if d in {*(k for k, _ in key), extra})
+        for key in screened
+        for extra in table.dimensions
+        if extra not in {k for k, _ in key}
+    )
+    deeper = rollup(
+        dataset.conn, table.dimensions, table.depth + 1, table.baseline, table.current,
+        cube=CUBE, codes=table.codes, sets=list(sets), among=[dict(k) for k in screened],
+    )  # fmt: skip
+    inside = {
+        key: m for key, m in deeper.segments.items() if any(set(s) <= set(key) for s in screened)
+    }
+    values: dict[str, int] = {}
+    for key in table.segments:
+        if len(key) == 1:
+            values[key[0][0]] = values.get(key[0][0], 0) + 1
+    space = sum(
+        math.prod(values.get(d, 1) for d in dims)
+        for dims in itertools.combinations(table.dimensions, table.depth + 1)
+    )
+    return replace(table, segments={**table.segments, **inside}, deep_space=space)
+
+
 def _with_deep(dataset: Dataset, table: SegmentTable, keys: list[LeafKey]) -> SegmentTable:
     """`table` plus the segments of `keys` deeper than it measures (deep root causes)."""
     missing = [k for k in keys if k not in table.segments]
@@ -295,12 +325,12 @@ def _localize_all(
             )  # fmt: skip
         return tables[marker]
 
-    def deeper(key: LeafKey) -> SegmentTable:
+    def deeper(key: LeafKey, excluded: list[Segment]) -> SegmentTable:
         fixed = [d for d, _ in key]
         sets = [(*fixed, d) for d in table.dimensions if d not in fixed]
         return rollup(
             dataset.conn, table.dimensions, len(key) + 1, table.baseline, table.current,
-            cube=CUBE, codes=table.codes, within=dict(key), sets=sets,
+            cube=CUBE, codes=table.codes, within=dict(key), sets=sets, exclude=excluded,
         )  # fmt: skip
 
     detectors = {(s.name, s.detail): s for s in result.signals}
@@ -357,6 +387,9 @@ def observe(
     depth = min(cfg.depth, FULL_DEPTH)
     table = rollup(dataset.conn, dims, depth, baseline, current, cube=CUBE, codes=codes)
     result = detect(table, cfg)
+    if result.screened and cfg.depth > depth:
+        table = _screen_deeper(dataset, table, result.screened)
+        result = detect(table, cfg)
     root_causes = _localize_all(dataset, table, result, cfg) if result.detections else []
     root_keys = {rc.key for rc in root_causes}
     ordered = _order(result.detections, root_keys)

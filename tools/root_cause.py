@@ -108,7 +108,7 @@ class _Judge:
         self.bad: dict[LeafKey, Counts] = {}
         for key, m in table.segments.items():
             c = signal.counts(m)
-            if self.is_bad(c):
+            if self.is_bad(c) and signal.p_value(c) <= table.deep_level(key, signal.cfg.fdr):
                 self.bad[key] = c
         # Bad children of each segment, grouped by the dimension they add.
         self.children: dict[LeafKey, dict[str, list[LeafKey]]] = {}
@@ -284,6 +284,12 @@ def _pick(judge: _Judge) -> _Pick | None:
         return (len(key), _dimension_rank(key, judge.table.dimensions), -signal.excess(bad[key]))
 
     best = min(near, key=rank)
+    # A 3DS failure on a segment's 3DS traffic is that segment's: the rest of it could not
+    # have shown the failure, so the segment is as right and simpler.
+    while unexposed := [p for p in _parents(best) if not judge.exposed(p, best)]:
+        best = unexposed[0]
+        if best not in bad:
+            return _Pick(best, judge.counts(best), (), False)
     driver = _mix_driver(judge, best, bad[best])
     if driver is not None:
         return _Pick(driver, judge.counts(driver), (), True)
@@ -291,10 +297,16 @@ def _pick(judge: _Judge) -> _Pick | None:
 
 
 Remeasure = Callable[[list[Segment]], SegmentTable]
-Deeper = Callable[[LeafKey], SegmentTable]
+Deeper = Callable[[LeafKey, list[Segment]], SegmentTable]
 
 
-def _deepen(pick: _Pick, judge: _Judge, cfg: ObserveConfig, deeper: Deeper | None) -> _Pick:
+def _deepen(
+    pick: _Pick,
+    judge: _Judge,
+    cfg: ObserveConfig,
+    deeper: Deeper | None,
+    excluded: list[Segment],
+) -> _Pick:
     """Look one dimension further inside a cause at the deepest measured level."""
     current = pick
     while (
@@ -303,7 +315,7 @@ def _deepen(pick: _Pick, judge: _Judge, cfg: ObserveConfig, deeper: Deeper | Non
         and len(current.key) == judge.table.depth
         and len(current.key) < cfg.depth
     ):
-        table = deeper(current.key)
+        table = deeper(current.key, excluded)
         table.segments.setdefault(current.key, judge.table.get(current.key))
         inner = _Judge(table, judge.signal, judge.p_cutoff)
         kids = [k for k in inner.bad if len(k) == len(current.key) + 1]
@@ -318,7 +330,20 @@ def _deepen(pick: _Pick, judge: _Judge, cfg: ObserveConfig, deeper: Deeper | Non
                 break
         if best is None:
             break
-        current = _Pick(best, inner.bad[best], (), False)
+        # The deeper segment may be a slice of another measured segment (processor x
+        # currency, seen first as processor x country x currency): then that one it is.
+        part = inner.bad[best]
+        wider = [
+            p
+            for p in _parents(best)
+            if p != current.key
+            and p in judge.bad
+            and judge.spared_z(part, judge.bad[p].minus(part)) < SPARED_Z
+        ]
+        if wider:
+            top = max(wider, key=lambda p: judge.signal.excess(judge.bad[p]))
+            return _Pick(top, judge.bad[top], (), False)
+        current = _Pick(best, part, (), False)
         judge = inner
     return current
 
@@ -337,7 +362,8 @@ def localize(
 
     `remeasure(excluded)` returns the segment table with the traffic of `excluded`
     removed; it is how a found cause is explained away before looking for the next.
-    `deeper(key)` measures the segments one dimension inside `key`. `flagged` are the
+    `deeper(key, excluded)` measures the segments one dimension inside `key`, with the
+    traffic of `excluded` removed as `remeasure` does. `flagged` are the
     segments detection flagged on this signal: when none of them is disjoint from the
     causes found, nothing else is left to find and no remeasure is needed.
     """
@@ -352,7 +378,7 @@ def localize(
         picked = _pick(judge)
         if picked is None:
             break
-        picked = _deepen(picked, judge, cfg, deeper)
+        picked = _deepen(picked, judge, cfg, deeper, [rc.segment for rc in causes])
         c = picked.counts
         excess = signal.excess(c)
         if causes:

@@ -120,7 +120,8 @@ class Signal:
         so that a rate of zero (a code never seen before) still has an honest error."""
 
         def var(x: float, n: float) -> float:
-            r = (x + 0.5) / (n + 1.0)
+            n = max(n, 0.0)
+            r = min(max((x + 0.5) / (n + 1.0), 0.0), 1.0)
             return r * (1.0 - r) / (n + 1.0)
 
         return math.sqrt(var(c.current_x, c.current_n) + var(c.baseline_x, c.baseline_n))
