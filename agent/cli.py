@@ -56,7 +56,7 @@ DimensionsOption = Annotated[
     str | None, typer.Option("--dimensions", help="comma-separated segment dimensions")
 ]
 DepthOption = Annotated[
-    int | None, typer.Option("--depth", help="max dimensions in a segment (1-3)")
+    int | None, typer.Option("--depth", help="max dimensions of a root cause (1-3; default 3)")
 ]
 
 

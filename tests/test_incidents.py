@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from agent.runner import run_scenario
 from tests import independent_scenarios, toy_incident_kind
 from tests.test_graph import expected_of, run_cycle
+from tools.catalogue import Catalogue
 from tools.config import PayopsConfig
 from tools.contract import ACTION_NAMES, INCIDENT_KINDS, Expected, RunRecord, ScenarioSpec
 from tools.generate import GenerateOptions, generate_all, generate_scenario
@@ -39,7 +40,7 @@ def test_the_registry_is_the_contracts_list_of_kinds() -> None:
 
 def test_a_kind_module_must_define_its_spec() -> None:
     with pytest.raises(TypeError, match="must define KIND"):
-        registry._load("spec")
+        Catalogue("tools.incidents", ["spec"], "KIND", IncidentKindSpec, "incident kind")
 
 
 @pytest.mark.parametrize("kind", registry.kinds(), ids=lambda k: k.name)

@@ -481,6 +481,22 @@ def prepare_codes(
     return codes
 
 
+def _per_segment(
+    conn: duckdb.DuckDBPyConnection, segments: Sequence[Segment], select: str, source: str
+) -> list[tuple[Any, ...]]:
+    """`SELECT <i>, {select} FROM {source} AND <segment i> GROUP BY ALL` for every segment,
+    in one query; rows start with the segment's index. `source` ends in a WHERE clause."""
+    if not segments:
+        return []
+    selects: list[str] = []
+    params: dict[str, str] = {}
+    for i, seg in enumerate(segments):
+        pred, p = sql.segment_filter(seg, prefix=f"s{i}_")
+        selects.append(f"SELECT {i} AS seg, {select} FROM {source} AND ({pred}) GROUP BY ALL")
+        params.update(p)
+    return conn.execute(" UNION ALL ".join(selects), params).fetchall()
+
+
 @dataclass(frozen=True)
 class CodeMix:
     """Failures by decline code of one segment, in both windows."""
@@ -496,18 +512,9 @@ def code_mix(
     cube: str = "observe_leaf",
 ) -> list[CodeMix]:
     """Decline-code counts for each of `segments` (one query for all of them)."""
-    if not segments:
-        return []
-    selects: list[str] = []
-    params: dict[str, str] = {}
-    for i, seg in enumerate(segments):
-        pred, p = sql.segment_filter(seg, prefix=f"s{i}_")
-        selects.append(
-            f"SELECT {i} AS seg, is_current, code, sum(n) AS n FROM {cube} "
-            f"WHERE status <> 'approved' AND ({pred}) GROUP BY ALL"
-        )
-        params.update(p)
-    rows = conn.execute(" UNION ALL ".join(selects), params).fetchall()
+    rows = _per_segment(
+        conn, segments, "is_current, code, sum(n) AS n", f"{cube} WHERE status <> 'approved'"
+    )
     mixes = [CodeMix({}, {}) for _ in segments]
     for seg_idx, is_current, code, n in rows:
         target = mixes[int(seg_idx)].current if is_current else mixes[int(seg_idx)].baseline
@@ -526,18 +533,12 @@ def approved_latency(
     Slow successes tell a slow route from one that fails fast or times out: the latter
     moves the latency of all attempts, not of the approved ones.
     """
-    if not segments:
-        return []
-    selects: list[str] = []
-    params: dict[str, str] = {}
-    for i, seg in enumerate(segments):
-        pred, p = sql.segment_filter(seg, prefix=f"a{i}_")
-        selects.append(
-            f"SELECT {i} AS seg, is_current, latency_bucket, sum(n) AS n FROM {cube} "
-            f"WHERE status = 'approved' AND ({pred}) GROUP BY ALL"
-        )
-        params.update(p)
-    rows = conn.execute(" UNION ALL ".join(selects), params).fetchall()
+    rows = _per_segment(
+        conn,
+        segments,
+        "is_current, latency_bucket, sum(n) AS n",
+        f"{cube} WHERE status = 'approved'",
+    )
     buckets = [[[0] * _LATENCY_BUCKETS for _ in range(2)] for _ in segments]
     for seg_idx, is_current, bucket, n in rows:
         buckets[int(seg_idx)][1 if is_current else 0][int(bucket)] += int(n)

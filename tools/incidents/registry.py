@@ -10,11 +10,10 @@ reasoner can recognise it. `registered(spec)` adds a kind for the length of a bl
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import overload
 
+from tools.catalogue import Catalogue
 from tools.incidents.spec import IncidentKindSpec
 
 # The order is the contract's: `payops generate --all` and the library plan follow it, and
@@ -33,51 +32,16 @@ KIND_MODULES: tuple[str, ...] = (
 )
 
 
-def _load(module: str) -> IncidentKindSpec:
-    spec = getattr(importlib.import_module(f"tools.incidents.{module}"), "KIND", None)
-    if not isinstance(spec, IncidentKindSpec) or spec.name != module:
-        raise TypeError(f"tools/incidents/{module}.py must define KIND, the {module!r} spec")
-    return spec
-
-
-_KINDS: dict[str, IncidentKindSpec] = {spec.name: spec for spec in map(_load, KIND_MODULES)}
-
-
-def kinds() -> tuple[IncidentKindSpec, ...]:
-    """Every registered kind, in registry order."""
-    return tuple(_KINDS.values())
-
-
-def get(name: str) -> IncidentKindSpec:
-    """The registered kind called `name`; ValueError naming the registered ones if none."""
-    spec = _KINDS.get(name)
-    if spec is None:
-        raise ValueError(f"unknown incident kind {name!r}; one of {', '.join(_KINDS)}")
-    return spec
-
-
-def register(spec: IncidentKindSpec) -> None:
-    """Add a kind after the built-in ones; a name can be registered once."""
-    if spec.name in _KINDS:
-        raise ValueError(f"incident kind {spec.name!r} is already registered")
-    _KINDS[spec.name] = spec
-
-
-def unregister(name: str) -> None:
-    """Remove a kind added by `register`; the built-in kinds stay."""
-    if name in KIND_MODULES:
-        raise ValueError(f"incident kind {name!r} is built in")
-    _KINDS.pop(name, None)
-
-
-@contextmanager
-def registered(spec: IncidentKindSpec) -> Iterator[IncidentKindSpec]:
-    """Register `spec` for the length of a `with` block."""
-    register(spec)
-    try:
-        yield spec
-    finally:
-        unregister(spec.name)
+CATALOGUE: Catalogue[IncidentKindSpec] = Catalogue(
+    "tools.incidents", KIND_MODULES, "KIND", IncidentKindSpec, "incident kind",
+    named_after_module=True,
+)  # fmt: skip
+_KINDS = CATALOGUE.specs
+kinds = CATALOGUE.all
+get = CATALOGUE.get
+register = CATALOGUE.register
+unregister = CATALOGUE.unregister
+registered = CATALOGUE.registered
 
 
 class KindNames(Sequence[str]):

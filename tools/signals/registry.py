@@ -8,10 +8,7 @@ signal for a block of code (tests add a toy signal that way).
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-
+from tools.catalogue import Catalogue
 from tools.config import ObserveConfig
 from tools.metrics import SegmentTable
 from tools.signals.base import Signal, SignalSpec
@@ -29,28 +26,15 @@ SIGNAL_MODULES: tuple[str, ...] = (
 )
 
 
-def _load(module: str) -> SignalSpec:
-    spec = getattr(importlib.import_module(f"tools.signals.{module}"), "SIGNAL", None)
-    if not isinstance(spec, SignalSpec):
-        raise TypeError(f"tools/signals/{module}.py must define SIGNAL, a SignalSpec")
-    return spec
-
-
-_SIGNALS: dict[str, SignalSpec] = {spec.name: spec for spec in map(_load, SIGNAL_MODULES)}
-_BUILT_IN = frozenset(_SIGNALS)
-
-
-def specs() -> tuple[SignalSpec, ...]:
-    """Every registered signal, in registry order."""
-    return tuple(_SIGNALS.values())
-
-
-def get(name: str) -> SignalSpec:
-    """The registered signal called `name`; ValueError naming the registered ones if none."""
-    spec = _SIGNALS.get(name)
-    if spec is None:
-        raise ValueError(f"unknown signal {name!r}; one of {', '.join(_SIGNALS)}")
-    return spec
+CATALOGUE: Catalogue[SignalSpec] = Catalogue(
+    "tools.signals", SIGNAL_MODULES, "SIGNAL", SignalSpec, "signal"
+)
+_SIGNALS = CATALOGUE.specs
+specs = CATALOGUE.all
+get = CATALOGUE.get
+register = CATALOGUE.register
+unregister = CATALOGUE.unregister
+registered = CATALOGUE.registered
 
 
 def unit_of(name: str) -> Unit:
@@ -77,27 +61,3 @@ def format_level(unit: Unit, value: float) -> str:
 def bind(table: SegmentTable, cfg: ObserveConfig) -> list[Signal]:
     """Every registered signal's detectors for one table, in registry order."""
     return [signal for spec in _SIGNALS.values() for signal in spec.bind(table, cfg)]
-
-
-def register(spec: SignalSpec) -> None:
-    """Add a signal after the built-in ones; a name can be registered once."""
-    if spec.name in _SIGNALS:
-        raise ValueError(f"signal {spec.name!r} is already registered")
-    _SIGNALS[spec.name] = spec
-
-
-def unregister(name: str) -> None:
-    """Remove a signal added by `register`; the built-in signals stay."""
-    if name in _BUILT_IN:
-        raise ValueError(f"signal {name!r} is built in")
-    _SIGNALS.pop(name, None)
-
-
-@contextmanager
-def registered(spec: SignalSpec) -> Iterator[SignalSpec]:
-    """Register `spec` for the length of a `with` block."""
-    register(spec)
-    try:
-        yield spec
-    finally:
-        unregister(spec.name)
