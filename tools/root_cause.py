@@ -45,8 +45,7 @@ from tools.metrics import LeafKey, SegmentTable, key_of
 from tools.signals.base import Counts, PaceSignal, Signal
 
 # Evidence of at least 5:1 decides "spared" or "hit"; in between the data cannot tell.
-# For a normal estimate, odds of 5:1 between two points are a z of sqrt(2 ln 5).
-SPARED_Z = math.sqrt(2.0 * math.log(5.0))
+SPARED_LOG_ODDS = math.log(5.0)
 # A 3DS failure cannot reach traffic that never runs 3DS (wallets, bank transfers), so
 # that traffic being spared does not make a narrower segment the cause.
 THREE_DS_RISE = 0.05
@@ -124,19 +123,21 @@ class _Judge:
         s = self.signal
         return s.enough_sample(c) and s.material(c) and s.p_value(c) <= self.p_cutoff
 
-    def spared_z(self, part: Counts, rest: Counts) -> float:
-        """How far `rest`'s effect sits below the midpoint of none and `part`'s, in SEs.
+    def spared_log_odds(self, part: Counts, rest: Counts) -> float:
+        """Evidence that `rest` is untouched rather than hit like `part` (natural log).
 
-        At least `SPARED_Z`: the rest is spared by the part's problem; at most
-        -`SPARED_Z`: it shares it; between: the data cannot tell. A rest with nothing to
-        test (no units, or an effect the part does not have) tells nothing either.
+        The two explanations differ by the part's effect e; the rest's estimated effect
+        is judged against both, with its variance at the midpoint (and half the part's,
+        whose effect is an estimate too): log-odds e (e/2 - e_rest) / variance. Positive
+        when the rest looks spared, negative when it looks hit, near zero when there is
+        too little of it to tell; a rest with nothing to test tells nothing.
         """
         s = self.signal
-        if rest.current_n <= 0 or rest.baseline_n <= 0 or s.effect(part) <= 0:
+        effect = s.effect(part)
+        if rest.current_n <= 0 or rest.baseline_n <= 0 or effect <= 0:
             return 0.0
-        midpoint = s.effect(part) / 2.0
-        se = math.sqrt(s.effect_se(part) ** 2 / 4.0 + s.effect_se(rest) ** 2)
-        return (midpoint - s.effect(rest)) / se if se > 0 else 0.0
+        variance = s.effect_var(rest, effect / 2.0) + s.effect_var(part, effect) / 4.0
+        return effect * (effect / 2.0 - s.effect(rest)) / variance
 
     def exposed(self, key: LeafKey, child: LeafKey) -> bool:
         """Whether the rest of `key` outside `child` could have shown the child's problem."""
@@ -165,14 +166,14 @@ class _Judge:
             if not self.exposed(parent, key):
                 return True
             whole, c = self.counts(parent), self.bad[key]
-            if self.spared_z(c, whole.minus(c)) >= SPARED_Z:
+            if self.spared_log_odds(c, whole.minus(c)) >= SPARED_LOG_ODDS:
                 continue
             # Several causes at once along S's dimension (two processors down): with the
             # bad siblings of S out too (they include S), is the rest of P spared?
             siblings = self.children[parent][_added_dimension(parent, key)]
             if len(siblings) > 1:
                 part = self._sum(siblings)
-                if self.spared_z(part, whole.minus(part)) >= SPARED_Z:
+                if self.spared_log_odds(part, whole.minus(part)) >= SPARED_LOG_ODDS:
                     continue
             return True
         return False
@@ -185,11 +186,11 @@ class _Judge:
                 if not self.exposed(key, child):
                     continue
                 part = self.bad[child]
-                if self.spared_z(part, c.minus(part)) >= SPARED_Z:
+                if self.spared_log_odds(part, c.minus(part)) >= SPARED_LOG_ODDS:
                     return True
             if len(kids) > 1:
                 part = self._sum(kids)
-                if self.spared_z(part, c.minus(part)) >= SPARED_Z:
+                if self.spared_log_odds(part, c.minus(part)) >= SPARED_LOG_ODDS:
                     return True
         return False
 
@@ -202,7 +203,7 @@ class _Judge:
                 rest = c.minus(self.bad[child])
                 if rest.current_n <= 0 or not self.exposed(key, child):
                     continue
-                if self.spared_z(self.bad[child], rest) > -SPARED_Z:
+                if self.spared_log_odds(self.bad[child], rest) > -SPARED_LOG_ODDS:
                     found.append((-self.signal.excess(self.bad[child]), child))
         return tuple(k for _, k in sorted(found)[:1])
 
@@ -324,7 +325,7 @@ def _deepen(
             part = inner.bad[child]
             if (
                 inner.exposed(current.key, child)
-                and inner.spared_z(part, current.counts.minus(part)) >= SPARED_Z
+                and inner.spared_log_odds(part, current.counts.minus(part)) >= SPARED_LOG_ODDS
             ):
                 best = child
                 break
@@ -338,7 +339,7 @@ def _deepen(
             for p in _parents(best)
             if p != current.key
             and p in judge.bad
-            and judge.spared_z(part, judge.bad[p].minus(part)) < SPARED_Z
+            and judge.spared_log_odds(part, judge.bad[p].minus(part)) < SPARED_LOG_ODDS
         ]
         if wider:
             top = max(wider, key=lambda p: judge.signal.excess(judge.bad[p]))

@@ -4,7 +4,7 @@ A signal is bound to one segment table (`SignalSpec.bind`). Per segment it reads
 counts: attempts (or 3DS challenges, or declines) and "bad" events in each window. From
 those it says how big the change is (`effect`), how surprising (`p_value`, one-sided), how
 many bad events it added (`excess`), whether it is big enough to matter (`material`) and
-how sure the effect is (`effect_se`: localization judges remainders by it). Detection
+how sure an effect estimate is (`effect_var`: localization judges remainders by it). Detection
 and root-cause localization use nothing else, so "anomalous" means the same thing in
 both, and a new signal is one module.
 
@@ -115,16 +115,18 @@ class Signal:
         """Whether the effect is big enough to matter."""
         return self.effect(c) >= self.min_effect()
 
-    def effect_se(self, c: Counts) -> float:
-        """Standard error of `effect`, with half an event added to each count (Jeffreys),
-        so that a rate of zero (a code never seen before) still has an honest error."""
+    def effect_var(self, c: Counts, effect: float) -> float:
+        """Variance of the estimated `effect` of `c` if its true effect were `effect`.
 
-        def var(x: float, n: float) -> float:
-            n = max(n, 0.0)
-            r = min(max((x + 0.5) / (n + 1.0), 0.0), 1.0)
-            return r * (1.0 - r) / (n + 1.0)
-
-        return math.sqrt(var(c.current_x, c.current_n) + var(c.baseline_x, c.baseline_n))
+        Evaluated at the hypothesis, not at the observed rate, so that a handful of
+        attempts with no bad event at all still carries an honest error (and a baseline
+        rate of zero, a code never seen before, gets half an event, Jeffreys).
+        """
+        p0 = (c.baseline_x + 0.5) / (max(c.baseline_n, 0.0) + 1.0)
+        p1 = _clamp(p0 + effect)
+        return p1 * (1.0 - p1) / max(c.current_n, 1.0) + p0 * (1.0 - p0) / (
+            max(c.baseline_n, 0.0) + 1.0
+        )
 
     def confirm(self, m: SegmentMetrics) -> bool:
         """A last check on the whole segment before it is flagged (default: none)."""
@@ -195,13 +197,14 @@ class PaceSignal(Signal):
             return 1.0
         return normal_sf((self.direction * (c.current_n - mean) - 0.5) / sd)
 
-    def effect_se(self, c: Counts) -> float:
-        """Standard error of `effect` (Poisson counts in both windows, half an event added)."""
+    def effect_var(self, c: Counts, effect: float) -> float:
+        """Variance of the estimated `effect` if the true one were `effect` (Poisson
+        counts in both windows, half an event added)."""
         mu = self.expected(c)
         if mu <= 0:
             return math.inf
-        ratio = (c.current_n + 0.5) / mu
-        return ratio * math.sqrt(1.0 / (c.current_n + 0.5) + 1.0 / (c.baseline_n + 0.5))
+        ratio = max(1.0 + self.direction * effect, _EPS)
+        return ratio / mu + ratio**2 / (max(c.baseline_n, 0.0) + 0.5)
 
     def excess(self, c: Counts) -> float:
         """Attempts off the pace, in the worse direction."""
