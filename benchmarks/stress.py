@@ -7,7 +7,7 @@ scenario (20,000 attempts, severity 0.7, an hour against six):
 
 - `barely` / `severe`: severity just past material, or the worst;
 - `tiny` / `small` / `huge`: 3,000 attempts (tens per segment), a root cause on ~2-3% of
-  traffic, 200,000 attempts (tens of thousands per segment);
+  traffic, 100,000 attempts (tens of thousands per segment);
 - `many`: two extra dimensions with 40 and 6 values (far more segments to test);
 - `xborder`: the root cause sits on a currency as well (cross-border traffic);
 - `minutes`: a 15-minute window against 45 minutes;
@@ -115,7 +115,7 @@ CONDITIONS: dict[str, Condition] = {
     "severe": lambda k, s, r: (r, {"severity": 1.0}),
     "tiny": lambda k, s, r: (3_000, {"severity": 0.8, "root_size": "large"}),
     "small": lambda k, s, r: (2 * r, {"severity": 0.8, "root_size": "small"}),
-    "huge": lambda k, s, r: (10 * r, {"severity": 0.7}),
+    "huge": lambda k, s, r: (5 * r, {"severity": 0.7}),
     "many": lambda k, s, r: (
         r,
         {"severity": 0.7, "extra_dimensions": {"store": STORES, "channel": CHANNELS}},

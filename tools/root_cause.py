@@ -5,21 +5,21 @@ failures are additive, so for any segment S inside a segment P the traffic of P 
 has counts P - S, and we can ask whether it shares S's problem.
 
 Whether a remainder is *spared* is judged against the effect actually seen in the
-candidate: the remainder is spared when its own effect is closer to no change than to
-the candidate's, and hit when it is closer to the candidate's, each with odds of at least
-5:1 (both effects are estimates; their standard errors count). Between the two, the data
-cannot tell the explanations apart.
+candidate: a likelihood ratio between "untouched" and "hit as hard as the candidate",
+computed on the effect scale with the variance taken at the hypotheses (and the
+candidate's own error counted). At least 5:1 for untouched is spared, at least 5:1 for
+hit is hit, and anything between means the data cannot tell the explanations apart.
 
 A bad segment S is a root cause when
 - it cannot be *generalized*: for every parent P (S with one dimension dropped), the rest
-  of P is spared. If the rest of P is hit (or too small to tell), P explains as much with
-  fewer conditions, so S is only a slice of P ("country Y on every processor"). Other bad
-  siblings of S along the same dimension are left out of that rest: two processors down
-  at once are two causes, not "all traffic";
+  of P is spared and carries less of the change than S. If the rest of P is hit (or too
+  small to tell), P explains as much with fewer conditions, so S is only a slice of P
+  ("country Y on every processor"). Other bad siblings of S along the same dimension are
+  left out of that rest: two processors down at once are two causes, not "all traffic";
 - it cannot be *refined*: for no bad child C (S with one more dimension) is the rest of S
-  spared, and the bad children along one dimension do not leave a spared rest either. If
-  they do, the children are the real causes ("processor X in country Y") and S only
-  inherits their drop.
+  spared with less of the change than C has, and the bad children along one dimension do
+  not leave such a rest either. If they do, the children are the real causes ("processor
+  X in country Y") and S only inherits their drop.
 
 When a child's remainder is neither spared nor hit, the child is reported as an
 *alternative*: the data fits both. A rate change that the traffic mix of S's children
@@ -166,17 +166,26 @@ class _Judge:
             if not self.exposed(parent, key):
                 return True
             whole, c = self.counts(parent), self.bad[key]
-            if self.spared_log_odds(c, whole.minus(c)) >= SPARED_LOG_ODDS:
+            if self.explains(c, whole.minus(c)):
                 continue
             # Several causes at once along S's dimension (two processors down): with the
             # bad siblings of S out too (they include S), is the rest of P spared?
             siblings = self.children[parent][_added_dimension(parent, key)]
             if len(siblings) > 1:
                 part = self._sum(siblings)
-                if self.spared_log_odds(part, whole.minus(part)) >= SPARED_LOG_ODDS:
+                if self.explains(part, whole.minus(part)):
                     continue
             return True
         return False
+
+    def explains(self, part: Counts, rest: Counts) -> bool:
+        """`part` is the cause and `rest` is not: the rest looks spared by the part's
+        problem, and what change it has is smaller than the part's."""
+        s = self.signal
+        return (
+            self.spared_log_odds(part, rest) >= SPARED_LOG_ODDS
+            and s.excess(rest) < s.excess(part)
+        )
 
     def refinable(self, key: LeafKey) -> bool:
         """A bad child (or the bad children along one dimension) leaves a spared rest."""
@@ -186,11 +195,11 @@ class _Judge:
                 if not self.exposed(key, child):
                     continue
                 part = self.bad[child]
-                if self.spared_log_odds(part, c.minus(part)) >= SPARED_LOG_ODDS:
+                if self.explains(part, c.minus(part)):
                     return True
             if len(kids) > 1:
                 part = self._sum(kids)
-                if self.spared_log_odds(part, c.minus(part)) >= SPARED_LOG_ODDS:
+                if self.explains(part, c.minus(part)):
                     return True
         return False
 
@@ -323,9 +332,8 @@ def _deepen(
         best: LeafKey | None = None
         for child in sorted(kids, key=lambda k: -judge.signal.excess(inner.bad[k])):
             part = inner.bad[child]
-            if (
-                inner.exposed(current.key, child)
-                and inner.spared_log_odds(part, current.counts.minus(part)) >= SPARED_LOG_ODDS
+            if inner.exposed(current.key, child) and inner.explains(
+                part, current.counts.minus(part)
             ):
                 best = child
                 break
@@ -339,7 +347,7 @@ def _deepen(
             for p in _parents(best)
             if p != current.key
             and p in judge.bad
-            and judge.spared_log_odds(part, judge.bad[p].minus(part)) < SPARED_LOG_ODDS
+            and not judge.explains(part, judge.bad[p].minus(part))
         ]
         if wider:
             top = max(wider, key=lambda p: judge.signal.excess(judge.bad[p]))
