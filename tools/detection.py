@@ -10,7 +10,7 @@ thing in both places.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tools.config import ObserveConfig
 from tools.contract import Severity
@@ -19,9 +19,9 @@ from tools.signals import registry
 from tools.signals.base import Counts, Signal
 from tools.stats import benjamini_hochberg
 
-# A segment at the deepest measured level with a p-value this small, uncorrected, is
-# looked into one dimension deeper when nothing above it is flagged (depth adapts).
-SCREEN_P = 1e-3
+# At most this many unexplained segments, the most surprising first, are looked into one
+# dimension deeper (each costs one small rollup over its own traffic).
+MAX_SCREENED = 3
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,12 @@ class DetectionResult:
     p_cutoffs: dict[str, float]
     strict_cutoffs: dict[str, float]
     signals: tuple[Signal, ...] = ()
-    # Segments at the table's depth whose change is significant on its own (p at most
-    # `SCREEN_P`, before any correction) while no parent of theirs is flagged on that
-    # signal: a change too diluted to flag here may be sharp one dimension deeper.
+    # Segments at the table's depth whose change would be seen less than once by chance
+    # among all the tests made (p below 1 / tests) while nothing is flagged on them or
+    # above them: a change too diluted to flag here may be sharp one dimension deeper.
     screened: tuple[LeafKey, ...] = ()
+    # The false-discovery level each signal family ran at (`cfg.fdr` split between them).
+    family_fdr: float = 0.0
 
     def cause_cutoff(self, signal: str) -> float:
         """The p-value a root-cause segment of `signal` must reach."""
@@ -92,7 +94,10 @@ def detect(
         for m in segments:
             c = signal.counts(m)
             if signal.enough_sample(c):
-                family.append((m, signal, c, signal.p_value(c)))
+                # No change for the worse: a one-sided p-value of at least a half, which
+                # no level below that rejects; it still counts as a test.
+                p = signal.p_value(c) if signal.effect(c) > 0 else 1.0
+                family.append((m, signal, c, p))
     p_cutoffs: dict[str, float] = {}
     strict: dict[str, float] = {}
     detections: list[Detection] = []
@@ -100,11 +105,12 @@ def detect(
     # Each signal is one more chance for quiet traffic to look anomalous: the families
     # share the false-discovery budget, so the whole watch stays at `fdr`.
     fdr = cfg.fdr / max(len(families), 1)
+    screen = 1.0 / max(sum(len(f) for f in families.values()), 1)
     candidates = [
-        (signal.name, m.key)
+        (p, signal.name, m.key)
         for family in families.values()
         for m, signal, c, p in family
-        if p <= SCREEN_P and len(m.key) == table.depth and signal.effect(c) > 0
+        if p <= screen and len(m.key) == table.depth and signal.effect(c) > 0
     ]
     for name, family in families.items():
         tests += len(family)
@@ -114,29 +120,56 @@ def detect(
         for (m, signal, c, p), significant in zip(family, flags, strict=True):
             if not significant or not signal.material(c) or not signal.confirm(m):
                 continue
-            if p > table.deep_level(m.key, fdr):
-                continue
-            before, now = signal.levels(m, c)
-            detections.append(
-                Detection(
-                    key=m.key,
-                    metric=signal.name,
-                    detail=signal.detail,
-                    baseline=before,
-                    current=now,
-                    effect=signal.effect(c),
-                    p_value=p,
-                    excess=signal.excess(c),
-                    severity=signal.severity(m, c),
-                    baseline_attempts=m.baseline.attempts,
-                    current_attempts=m.current.attempts,
-                )
-            )
-    flagged = {(d.metric, d.key) for d in detections}
+            detections.append(_detection(m, signal, c, p))
+    # Nothing flagged on the segment or above it, on any signal: an incident already seen
+    # there is localized (and looked into) by root cause.
+    flagged = {d.key for d in detections}
+    candidates.sort()
     screened = dict.fromkeys(
         key
-        for name, key in candidates
-        if (name, key) not in flagged
-        and not any((name, key[:i] + key[i + 1 :]) in flagged for i in range(len(key)))
+        for _, _, key in candidates
+        if key not in flagged
+        and not any(key[:i] + key[i + 1 :] in flagged for i in range(len(key)))
     )
-    return DetectionResult(detections, tests, p_cutoffs, strict, bound, tuple(screened))
+    return DetectionResult(
+        detections, tests, p_cutoffs, strict, bound, tuple(screened)[:MAX_SCREENED], fdr
+    )
+
+
+def _detection(m: SegmentMetrics, signal: Signal, c: Counts, p: float) -> Detection:
+    before, now = signal.levels(m, c)
+    return Detection(
+        key=m.key,
+        metric=signal.name,
+        detail=signal.detail,
+        baseline=before,
+        current=now,
+        effect=signal.effect(c),
+        p_value=p,
+        excess=signal.excess(c),
+        severity=signal.severity(m, c),
+        baseline_attempts=m.baseline.attempts,
+        current_attempts=m.current.attempts,
+    )
+
+
+def detect_deeper(
+    result: DetectionResult, table: SegmentTable, keys: Sequence[LeafKey]
+) -> DetectionResult:
+    """`result` plus the detections among `keys`, segments deeper than `table.depth`.
+
+    They pay Bonferroni over the whole deeper level (`table.deep_level`), far stricter
+    than the families' Benjamini-Hochberg levels, so the families need no new pass.
+    """
+    found = list(result.detections)
+    for signal in result.signals:
+        for key in keys:
+            m = table.get(key)
+            c = signal.counts(m)
+            if not signal.enough_sample(c) or signal.effect(c) <= 0:
+                continue
+            p = signal.p_value(c)
+            level = min(result.cause_cutoff(signal.name), table.deep_level(key, result.family_fdr))
+            if p <= level and signal.material(c) and signal.confirm(m):
+                found.append(_detection(m, signal, c, p))
+    return replace(result, detections=found, tests=result.tests + len(keys) * len(result.signals))

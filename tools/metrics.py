@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 
@@ -91,11 +91,11 @@ class WindowStats:
     @classmethod
     def from_values(cls, values: Sequence[int | float | None], n_codes: int = 0) -> WindowStats:
         """Build from the counter columns, the latency columns, then `n_codes` code columns."""
-        ints = [int(v or 0) for v in values]
-        fields: dict[str, Any] = dict(zip(_COUNTERS, ints[:_N_COUNTERS], strict=True))
+        # DuckDB's sums are Python ints already (None for an empty sum).
+        ints = cast(list[int], [v or 0 for v in values])
         lat_end = _N_COUNTERS + _N_EDGES
         return cls(
-            **fields,
+            **dict(zip(_COUNTERS, ints, strict=False)),
             latency_at_least=tuple(ints[_N_COUNTERS:lat_end]),
             codes=tuple(ints[lat_end : lat_end + n_codes]) if n_codes else (),
         )
@@ -231,6 +231,14 @@ class SegmentTable:
     def duration_ratio(self) -> float:
         """Current window length over baseline window length."""
         return self.current.minutes / self.baseline.minutes
+
+    def values(self) -> dict[str, list[str]]:
+        """Every value of each dimension, as the one-dimension segments show them."""
+        out: dict[str, list[str]] = {}
+        for key in self.segments:
+            if len(key) == 1:
+                out.setdefault(key[0][0], []).append(key[0][1])
+        return out
 
     def get(self, key: LeafKey) -> SegmentMetrics:
         """Metrics of a segment; an unseen segment has zero counts."""
@@ -396,8 +404,7 @@ def rollup(
     source = f"{cube}_counts"
     if n_codes:
         code_columns = [f"k{i}" for i in range(2 * n_codes)]
-        # Code counts live in their own table; both are sums over the same leaves.
-        source = f"(SELECT * FROM {cube}_counts UNION ALL BY NAME SELECT * FROM {cube}_codes)"
+        source = f"{cube}_signals"  # the counters and the code counts (`prepare_codes`)
         columns = (
             [f"v{i}" for i in range(width)]
             + code_columns[:n_codes]
@@ -446,7 +453,8 @@ def prepare_codes(
     cube: str = "observe_leaf",
     limit: int = MAX_CANDIDATE_CODES,
 ) -> tuple[str, ...]:
-    """Pick the candidate decline codes and build their per-leaf counts (`{cube}_codes`).
+    """Pick the candidate decline codes and build the leaves' counters with their counts
+    (`{cube}_signals`, which `rollup(codes=...)` reads).
 
     A candidate is a code whose share of all attempts is higher in the current window;
     the `limit` with the smallest one-sided p-values are kept, in code order.
@@ -473,10 +481,19 @@ def prepare_codes(
                 [("false", c) for c in codes] + [("true", c) for c in codes]
             )
         ]
+        sums = ", ".join(
+            f"sum({c}) AS {c}"
+            for c in [f"v{i}" for i in range(2 * (_N_COUNTERS + _N_EDGES))]
+            + [f"k{j}" for j in range(2 * len(codes))]
+        )
+        # One table of leaves with both the counters and the code counts, so that every
+        # rollup afterwards reads as many rows as without codes.
         conn.execute(
-            f"CREATE OR REPLACE TEMP TABLE {cube}_codes AS "
+            f"CREATE OR REPLACE TEMP TABLE {cube}_signals AS "
+            f"SELECT {dims}, {sums} FROM ("
+            f"SELECT * FROM {cube}_counts UNION ALL BY NAME "
             f"SELECT {dims}, {', '.join(cols)} FROM {cube} "
-            f"WHERE code IN ({_in_list(codes)}) GROUP BY ALL"
+            f"WHERE code IN ({_in_list(codes)}) GROUP BY ALL) GROUP BY ALL"
         )
     return codes
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from tools.config import ObserveConfig
 from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, utc
 from tools.data import DataError, Dataset
-from tools.detection import Detection, DetectionResult, detect
+from tools.detection import Detection, DetectionResult, detect, detect_deeper
 from tools.metrics import (
     LeafKey,
     SegmentTable,
@@ -216,47 +216,53 @@ def _code_shifts(
     return shifts[:6]
 
 
+def _within(
+    dataset: Dataset,
+    table: SegmentTable,
+    key: LeafKey,
+    sets: list[tuple[str, ...]],
+    excluded: list[Segment] | None = None,
+) -> SegmentTable:
+    """Segments of `sets` (each holding `key`'s dimensions), measured over `key`'s traffic
+    only, with `excluded` traffic removed."""
+    return rollup(
+        dataset.conn, table.dimensions, max(len(s) for s in sets), table.baseline,
+        table.current, cube=CUBE, codes=table.codes, within=dict(key), sets=sets,
+        exclude=excluded or [],
+    )  # fmt: skip
+
+
+def _one_deeper(
+    dataset: Dataset, table: SegmentTable, key: LeafKey, excluded: list[Segment] | None = None
+) -> SegmentTable:
+    """The segments one dimension inside `key`."""
+    fixed = [d for d, _ in key]
+    sets = [(*fixed, d) for d in table.dimensions if d not in fixed]
+    return _within(dataset, table, key, sets, excluded)
+
+
 def _screen_deeper(
     dataset: Dataset, table: SegmentTable, screened: tuple[LeafKey, ...]
 ) -> SegmentTable:
-    """`table` plus the segments one dimension inside the screened ones, in one rollup."""
-    sets = dict.fromkeys(
-        tuple(d for d in table.dimensions if d in {*(k for k, _ in key), extra})
-        for key in screened
-        for extra in table.dimensions
-        if extra not in {k for k, _ in key}
-    )
-    deeper = rollup(
-        dataset.conn, table.dimensions, table.depth + 1, table.baseline, table.current,
-        cube=CUBE, codes=table.codes, sets=list(sets), among=[dict(k) for k in screened],
-    )  # fmt: skip
-    inside = {
-        key: m for key, m in deeper.segments.items() if any(set(s) <= set(key) for s in screened)
-    }
-    values: dict[str, int] = {}
-    for key in table.segments:
-        if len(key) == 1:
-            values[key[0][0]] = values.get(key[0][0], 0) + 1
+    """`table` plus the segments one dimension inside each screened one, and the size of
+    that whole deeper level."""
+    segments = dict(table.segments)
+    for key in screened:
+        segments.update(_one_deeper(dataset, table, key).segments)
+    counts = {d: len(v) for d, v in table.values().items()}
     space = sum(
-        math.prod(values.get(d, 1) for d in dims)
+        math.prod(counts.get(d, 1) for d in dims)
         for dims in itertools.combinations(table.dimensions, table.depth + 1)
     )
-    return replace(table, segments={**table.segments, **inside}, deep_space=space)
+    return replace(table, segments=segments, deep_space=space)
 
 
 def _with_deep(dataset: Dataset, table: SegmentTable, keys: list[LeafKey]) -> SegmentTable:
     """`table` plus the segments of `keys` deeper than it measures (deep root causes)."""
-    missing = [k for k in keys if k not in table.segments]
-    if not missing:
-        return table
     segments = dict(table.segments)
-    for key in missing:
-        segments.update(
-            rollup(
-                dataset.conn, table.dimensions, len(key), table.baseline, table.current,
-                cube=CUBE, codes=table.codes, within=dict(key), sets=[tuple(d for d, _ in key)],
-            ).segments
-        )  # fmt: skip
+    for key in keys:
+        if key not in segments:
+            segments.update(_within(dataset, table, key, [tuple(d for d, _ in key)]).segments)
     return replace(table, segments=segments)
 
 
@@ -326,12 +332,7 @@ def _localize_all(
         return tables[marker]
 
     def deeper(key: LeafKey, excluded: list[Segment]) -> SegmentTable:
-        fixed = [d for d, _ in key]
-        sets = [(*fixed, d) for d in table.dimensions if d not in fixed]
-        return rollup(
-            dataset.conn, table.dimensions, len(key) + 1, table.baseline, table.current,
-            cube=CUBE, codes=table.codes, within=dict(key), sets=sets, exclude=excluded,
-        )  # fmt: skip
+        return _one_deeper(dataset, table, key, excluded)
 
     detectors = {(s.name, s.detail): s for s in result.signals}
 
@@ -389,7 +390,8 @@ def observe(
     result = detect(table, cfg)
     if result.screened and cfg.depth > depth:
         table = _screen_deeper(dataset, table, result.screened)
-        result = detect(table, cfg)
+        deep = [k for k in table.segments if len(k) > depth]
+        result = detect_deeper(result, table, deep)
     root_causes = _localize_all(dataset, table, result, cfg) if result.detections else []
     root_keys = {rc.key for rc in root_causes}
     ordered = _order(result.detections, root_keys)

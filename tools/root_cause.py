@@ -182,9 +182,8 @@ class _Judge:
         """`part` is the cause and `rest` is not: the rest looks spared by the part's
         problem, and what change it has is smaller than the part's."""
         s = self.signal
-        return (
-            self.spared_log_odds(part, rest) >= SPARED_LOG_ODDS
-            and s.excess(rest) < s.excess(part)
+        return self.spared_log_odds(part, rest) >= SPARED_LOG_ODDS and s.excess(rest) < s.excess(
+            part
         )
 
     def refinable(self, key: LeafKey) -> bool:
@@ -222,14 +221,6 @@ def _dimension_rank(key: LeafKey, dimensions: list[str]) -> tuple[int, ...]:
     return tuple(order.get(d, len(order)) for d, _ in key)
 
 
-def _values(table: SegmentTable) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for key in table.segments:
-        if len(key) == 1:
-            out.setdefault(key[0][0], []).append(key[0][1])
-    return out
-
-
 def _mix_driver(judge: _Judge, key: LeafKey, c: Counts) -> LeafKey | None:
     """The child whose growing share alone explains S's rate change, if the mix does.
 
@@ -241,7 +232,7 @@ def _mix_driver(judge: _Judge, key: LeafKey, c: Counts) -> LeafKey | None:
     signal = judge.signal
     if isinstance(signal, PaceSignal) or c.current_n <= 0:
         return None
-    values = _values(judge.table)
+    values = judge.table.values()
     fixed = {d for d, _ in key}
     for dim, vals in values.items():
         if dim in fixed or len(key) + 1 > judge.table.depth:

@@ -167,6 +167,10 @@ class PaceSignal(Signal):
     # +1 when more attempts is worse (a surge), -1 when fewer is (a drop).
     direction: ClassVar[int] = -1
 
+    def __init__(self, table: SegmentTable, cfg: ObserveConfig) -> None:
+        super().__init__(table, cfg)
+        self.reference = self.ratio()
+
     def ratio(self) -> float:
         """Current-window attempts per baseline attempt that no change predicts."""
         return self.table.duration_ratio
@@ -177,7 +181,7 @@ class PaceSignal(Signal):
 
     def expected(self, c: Counts) -> float:
         """Current-window attempts the reference ratio predicts."""
-        return c.baseline_n * self.ratio()
+        return c.baseline_n * self.reference
 
     def effect(self, c: Counts) -> float:
         """Relative change in the direction that is worse (0.6 = 60% off the pace)."""
@@ -187,7 +191,7 @@ class PaceSignal(Signal):
     def p_value(self, c: Counts) -> float:
         """The tail of the current count, in the worse direction, under the pace."""
         total = c.baseline_n + c.current_n
-        r = self.ratio()
+        r = self.reference
         if total <= 0 or r <= 0:
             return 1.0
         share = r / (1.0 + r)
