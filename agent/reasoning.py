@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
 from tools import incidents
 from tools.contract import (
+    DEFAULT_RISK,
     ActionName,
     Decision,
     IncidentKind,
@@ -142,6 +143,9 @@ def _signature_of(
         suspect_changes=tuple(suspect_changes(obs, context, ev.segment)),
         measures=signals.measures_of(rc.metric),
         signals=frozenset(label.split(" ")[0] for label in ev.signals),
+        # Evidence that lists no signals (built by hand, or older) restricts nothing.
+        approvals_lost=not ev.signals
+        or any(signals.loses_approvals(label.split(" ")[0]) for label in ev.signals),
         approved_latency_ratio=ratio(c.approved_latency_p95, b.approved_latency_p95),
         mix_shift=rc.mix_shift and ev.segment == rc.segment,
     )
@@ -429,6 +433,11 @@ def reason(
         if h.segment is not None
         for action in incidents.get(h.incident_kind).forbidden
     }
+    # Failures without approvals lost where the cause sits (only errors, a code or the
+    # decline mix moved) warrant no change to traffic yet: only risk-free actions remain.
+    sig = signature(obs, context)
+    if sig is not None and sig.failing and not sig.approvals_lost:
+        ruled_out |= {a for a, risk in DEFAULT_RISK.items() if risk != "none"}
     start = anomaly_start(obs, context)
     evidence_attempts = obs.evidence[0].current.attempts if obs.evidence else 0
     ranked: list[tuple[float, int, RemedyCandidate]] = []

@@ -356,6 +356,29 @@ def test_an_alternative_of_another_kind_lowers_confidence_and_its_forbidden_reme
     assert [c.decision.action for c in found.candidates] == ["notify_oncall"]
 
 
+def test_without_approvals_lost_only_risk_free_remedies_remain() -> None:
+    # Timeouts rose on acq_a, but no signal counting approvals lost (success rate, volume)
+    # is flagged there: moving traffic is not warranted yet, paging is.
+    outage = _outage(0.4)
+    quiet_rate = outage.evidence[0].model_copy(update={"signals": ["error_rate"]})
+    obs = outage.model_copy(update={"evidence": [quiet_rate]})
+    snap = _snapshots(0.4, 0.95)
+    found = reason(
+        obs, ScenarioContext(), lambda segment: snap, LearningContext(), GuardLimits(), seed=0
+    )
+    assert [c.decision.action for c in found.candidates] == ["notify_oncall"]
+    flagged = outage.evidence[0].model_copy(update={"signals": ["success_rate", "error_rate"]})
+    found = reason(
+        outage.model_copy(update={"evidence": [flagged]}),
+        ScenarioContext(),
+        lambda segment: snap,
+        LearningContext(),
+        GuardLimits(),
+        seed=0,
+    )
+    assert found.candidates[0].decision.action == "shift_traffic"
+
+
 # ---------------------------------------------------------------------------------------
 # Ranking remedies: playbook order + simulated improvement + learning adjustment.
 

@@ -73,6 +73,9 @@ class Signature:
     signals: frozenset[str] = frozenset({SUCCESS_RATE})
     approved_latency_ratio: float = 1.0  # p95 of approved attempts, current over baseline
     mix_shift: bool = False  # the segment's share grew while no rate dropped
+    # A signal counting approvals lost (failed or missing attempts) is flagged around the
+    # cause: only then is a remedy that changes traffic warranted.
+    approvals_lost: bool = True
 
     @property
     def located_on(self) -> str | None:

@@ -230,7 +230,8 @@ Binder = Callable[[SegmentTable, ObserveConfig], Sequence[Signal]]
 class SignalSpec:
     """One registered signal: its name, what it measures, and how it binds to a table.
 
-    `measures` is what its bad events are (classification reads it, never the name);
+    `measures` is what its bad events are (classification reads it, never the name), and
+    `loses_approvals` whether each of them is an approval lost;
     `unit` is how its anomaly values read. `bind` returns the signal's detectors for one
     table: usually one, one per candidate decline code for code emergence, none when the
     table cannot carry the signal.
@@ -241,6 +242,9 @@ class SignalSpec:
     unit: Unit
     bind: Binder
     description: str
+    # Its bad events are approvals lost (failed or missing attempts), so its flag is what
+    # licenses a remedy that changes traffic.
+    loses_approvals: bool = False
 
 
 def single(cls: type[Signal]) -> Binder:

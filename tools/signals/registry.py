@@ -49,6 +49,12 @@ def measures_of(name: str) -> Measure:
     return spec.measures if spec is not None else FAILURES
 
 
+def loses_approvals(name: str) -> bool:
+    """Whether signal `name` counts approvals lost; not for a name not registered here."""
+    spec = _SIGNALS.get(name)
+    return spec.loses_approvals if spec is not None else False
+
+
 def format_level(unit: Unit, value: float) -> str:
     """A baseline or current value as a person reads it."""
     if unit == "rate":

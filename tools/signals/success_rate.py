@@ -37,4 +37,5 @@ SIGNAL = SignalSpec(
     unit="rate",
     bind=single(SuccessRate),
     description="approved attempts over attempts (authorization rate)",
+    loses_approvals=True,
 )

@@ -32,4 +32,5 @@ SIGNAL = SignalSpec(
     unit="attempts",
     bind=single(Volume),
     description="attempts against the baseline's pace (a drop)",
+    loses_approvals=True,
 )
