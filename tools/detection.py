@@ -20,8 +20,10 @@ from tools.signals.base import Counts, Signal
 from tools.stats import benjamini_hochberg
 
 # At most this many unexplained segments, the most surprising first, are looked into one
-# dimension deeper (each costs one small rollup over its own traffic).
+# dimension deeper (each costs one small rollup over its own traffic): those whose change
+# quiet traffic would show in one table out of ten (p below 0.1 / tests).
 MAX_SCREENED = 3
+SCREEN_CHANCE = 0.1
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,9 @@ class DetectionResult:
     p_cutoffs: dict[str, float]
     strict_cutoffs: dict[str, float]
     signals: tuple[Signal, ...] = ()
-    # Segments at the table's depth whose change would be seen less than once by chance
-    # among all the tests made (p below 1 / tests) while nothing is flagged on them or
-    # above them: a change too diluted to flag here may be sharp one dimension deeper.
+    # Segments at the table's depth whose change quiet traffic would show in one table
+    # out of ten (p below 0.1 / tests) while nothing is flagged on them or above them: a
+    # change too diluted to flag here may be sharp one dimension deeper.
     screened: tuple[LeafKey, ...] = ()
     # The false-discovery level each signal family ran at (`cfg.fdr` split between them).
     family_fdr: float = 0.0
@@ -105,7 +107,7 @@ def detect(
     # Each signal is one more chance for quiet traffic to look anomalous: the families
     # share the false-discovery budget, so the whole watch stays at `fdr`.
     fdr = cfg.fdr / max(len(families), 1)
-    screen = 1.0 / max(sum(len(f) for f in families.values()), 1)
+    screen = SCREEN_CHANCE / max(sum(len(f) for f in families.values()), 1)
     candidates = [
         (p, signal.name, m.key)
         for family in families.values()

@@ -1,7 +1,8 @@
 """Decline-code emergence: one decline code's share of attempts rising, or a code appearing.
 
 Bound once per candidate code of the table (`SegmentTable.codes`: the codes whose share
-of all attempts rose, at most `metrics.MAX_CANDIDATE_CODES`), all in one
+of all attempts rose, at p <= `metrics.CANDIDATE_CODE_P`, at most
+`metrics.MAX_CANDIDATE_CODES` of them), all in one
 Benjamini-Hochberg family. Material when the code's share rises by `min_effect_pp`, or by
 `code_new_min_pp` for a code that is new: absent from a baseline that would have shown it
 (at its current share, the baseline would have held at least `NEW_CODE_EXPECTED`).
