@@ -10,7 +10,7 @@ thing in both places.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from tools.config import ObserveConfig
 from tools.contract import Severity
@@ -66,8 +66,8 @@ class DetectionResult:
     # out of ten (p below 0.1 / tests) while nothing is flagged on them or above them: a
     # change too diluted to flag here may be sharp one dimension deeper.
     screened: tuple[LeafKey, ...] = ()
-    # The false-discovery level each signal family ran at (`cfg.fdr` split between them).
-    family_fdr: float = 0.0
+    # The false-discovery level each signal family ran at (its share of `cfg.fdr`).
+    family_fdr: dict[str, float] = field(default_factory=dict)
 
     def cause_cutoff(self, signal: str) -> float:
         """The p-value a root-cause segment of `signal` must reach."""
@@ -86,7 +86,7 @@ def detect(
 
     Benjamini-Hochberg runs per signal (all detectors of a signal, e.g. every candidate
     decline code, are one family): a flood of true latency flags must not relax the
-    success-rate test. The families split `cfg.fdr` between them.
+    success-rate test. Each family runs at its signal's share of `cfg.fdr`.
     """
     bound = tuple(signals if signals is not None else registry.bind(table, cfg))
     segments = list(table.segments.values())
@@ -102,11 +102,12 @@ def detect(
                 family.append((m, signal, c, p))
     p_cutoffs: dict[str, float] = {}
     strict: dict[str, float] = {}
+    levels: dict[str, float] = {}
     detections: list[Detection] = []
     tests = 0
-    # Each signal is one more chance for quiet traffic to look anomalous: the families
-    # share the false-discovery budget, so the whole watch stays at `fdr`.
-    fdr = cfg.fdr / max(len(families), 1)
+    # Each signal family is one more chance for quiet traffic to look anomalous: a family
+    # runs at its share of `fdr` (SignalSpec.fdr_share).
+    shares = {s.name: registry.get(s.name).fdr_share for s in bound}
     screen = SCREEN_CHANCE / max(sum(len(f) for f in families.values()), 1)
     candidates = [
         (p, signal.name, m.key)
@@ -115,6 +116,7 @@ def detect(
         if p <= screen and len(m.key) == table.depth and signal.effect(c) > 0
     ]
     for name, family in families.items():
+        fdr = levels[name] = cfg.fdr * shares[name]
         tests += len(family)
         flags = benjamini_hochberg([t[3] for t in family], fdr)
         p_cutoffs[name] = max((t[3] for t, f in zip(family, flags, strict=True) if f), default=0.0)
@@ -134,7 +136,7 @@ def detect(
         and not any(key[:i] + key[i + 1 :] in flagged for i in range(len(key)))
     )
     return DetectionResult(
-        detections, tests, p_cutoffs, strict, bound, tuple(screened)[:MAX_SCREENED], fdr
+        detections, tests, p_cutoffs, strict, bound, tuple(screened)[:MAX_SCREENED], levels
     )
 
 
@@ -171,7 +173,8 @@ def detect_deeper(
             if not signal.enough_sample(c) or signal.effect(c) <= 0:
                 continue
             p = signal.p_value(c)
-            level = min(result.cause_cutoff(signal.name), table.deep_level(key, result.family_fdr))
+            deep = table.deep_level(key, result.family_fdr[signal.name])
+            level = min(result.cause_cutoff(signal.name), deep)
             if p <= level and signal.material(c) and signal.confirm(m):
                 found.append(_detection(m, signal, c, p))
     return replace(result, detections=found, tests=result.tests + len(keys) * len(result.signals))

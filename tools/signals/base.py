@@ -245,6 +245,11 @@ class SignalSpec:
     # Its bad events are approvals lost (failed or missing attempts), so its flag is what
     # licenses a remedy that changes traffic.
     loses_approvals: bool = False
+    # The share of `fdr` its Benjamini-Hochberg family runs at. The three signals a
+    # payments team always watched (success rate, volume, latency) run at the full level;
+    # the five that refine them share one more, so adding them costs quiet traffic one
+    # more chance to look anomalous, not five.
+    fdr_share: float = 1.0
 
 
 def single(cls: type[Signal]) -> Binder:

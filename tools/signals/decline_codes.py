@@ -71,4 +71,5 @@ SIGNAL = SignalSpec(
     unit="rate",
     bind=bind,
     description="one decline code's share of attempts (a code rising, or new)",
+    fdr_share=0.2,
 )

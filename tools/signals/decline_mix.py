@@ -34,4 +34,5 @@ SIGNAL = SignalSpec(
     unit="rate",
     bind=single(HardDeclineShare),
     description="hard declines over declines (the soft/hard decline mix)",
+    fdr_share=0.2,
 )

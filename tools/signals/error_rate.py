@@ -46,4 +46,5 @@ SIGNAL = SignalSpec(
     unit="rate",
     bind=single(ErrorRate),
     description="errors and timeouts over attempts",
+    fdr_share=0.2,
 )

@@ -39,4 +39,5 @@ SIGNAL = SignalSpec(
     unit="rate",
     bind=single(ThreeDSFailure),
     description="failed 3DS authentications over challenged 3DS attempts",
+    fdr_share=0.2,
 )

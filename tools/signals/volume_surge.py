@@ -43,4 +43,5 @@ SIGNAL = SignalSpec(
     unit="attempts",
     bind=single(VolumeSurge),
     description="attempts above both the baseline's pace and share (a traffic-mix shift)",
+    fdr_share=0.2,
 )
