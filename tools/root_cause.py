@@ -260,6 +260,8 @@ class _Pick:
     counts: Counts
     alternatives: tuple[LeafKey, ...]
     mix_shift: bool
+    # The table the key was measured in (a deeper one when depth adapted).
+    table: SegmentTable | None = None
 
 
 def _pick(judge: _Judge) -> _Pick | None:
@@ -319,17 +321,21 @@ def _deepen(
         table = deeper(current.key, excluded)
         table.segments.setdefault(current.key, judge.table.get(current.key))
         inner = _Judge(table, judge.signal, judge.p_cutoff)
-        kids = [k for k in inner.bad if len(k) == len(current.key) + 1]
-        best: LeafKey | None = None
-        for child in sorted(kids, key=lambda k: -judge.signal.excess(inner.bad[k])):
-            part = inner.bad[child]
-            if inner.exposed(current.key, child) and inner.explains(
-                part, current.counts.minus(part)
-            ):
-                best = child
-                break
-        if best is None:
+        signal = judge.signal
+        explaining = [
+            k
+            for k in inner.bad
+            if len(k) == len(current.key) + 1
+            and inner.exposed(current.key, k)
+            and inner.explains(inner.bad[k], current.counts.minus(inner.bad[k]))
+        ]
+        if not explaining:
             break
+        # As in `_pick`: of children explaining about as much, the most concentrated (a
+        # network inside the processor's cards, not "card", which dilutes it).
+        top_excess = max(signal.excess(inner.bad[k]) for k in explaining)
+        near = [k for k in explaining if signal.excess(inner.bad[k]) >= TIE_SHARE * top_excess]
+        best = max(near, key=lambda k: (signal.effect(inner.bad[k]), signal.excess(inner.bad[k])))
         # The deeper segment may be a slice of another measured segment (processor x
         # currency, seen first as processor x country x currency): then that one it is.
         part = inner.bad[best]
@@ -343,7 +349,7 @@ def _deepen(
         if wider:
             top = max(wider, key=lambda p: judge.signal.excess(judge.bad[p]))
             return _Pick(top, judge.bad[top], (), False)
-        current = _Pick(best, part, (), False)
+        current = _Pick(best, part, (), False, table)
         judge = inner
     return current
 
@@ -401,7 +407,7 @@ def localize(
                 effect=signal.effect(c),
                 excess=excess,
                 explained_share=min(max(share, 0.0), 1.0),
-                lost_approvals=signal.lost_approvals(current.get(picked.key), c),
+                lost_approvals=signal.lost_approvals((picked.table or current).get(picked.key), c),
                 alternatives=picked.alternatives,
                 mix_shift=picked.mix_shift,
             )
