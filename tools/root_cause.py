@@ -43,9 +43,15 @@ from tools.config import ObserveConfig
 from tools.contract import Segment
 from tools.metrics import LeafKey, SegmentTable, key_of
 from tools.signals.base import Counts, PaceSignal, Signal
+from tools.stats import normal_isf
 
 # Evidence of at least 5:1 decides "spared" or "hit"; in between the data cannot tell.
 SPARED_LOG_ODDS = math.log(5.0)
+# ...and the rest's own effect must sit far enough from the midpoint, in its own standard
+# errors, that a rest this far by chance has a one-sided tail of at most this (over the
+# candidates weighed): a small rest hit less hard is not "spared" because the candidate
+# is precise.
+MIDPOINT_TAIL = 0.1
 # A 3DS failure cannot reach traffic that never runs 3DS (wallets, bank transfers), so
 # that traffic being spared does not make a narrower segment the cause.
 THREE_DS_RISE = 0.05
@@ -123,21 +129,29 @@ class _Judge:
         s = self.signal
         return s.enough_sample(c) and s.material(c) and s.p_value(c) <= self.p_cutoff
 
-    def spared_log_odds(self, part: Counts, rest: Counts) -> float:
-        """Evidence that `rest` is untouched rather than hit like `part` (natural log).
+    def spared_log_odds(self, part: Counts, rest: Counts, looks: int = 1) -> float:
+        """Evidence that `rest` is untouched rather than hit like `part` (natural log),
+        signed by where the rest's effect sits: at least `SPARED_LOG_ODDS` is spared, at
+        most minus that is hit, anything between cannot tell.
 
         The two explanations differ by the part's effect e; the rest's estimated effect
         is judged against both, with its variance at the midpoint (and half the part's,
-        whose effect is an estimate too): log-odds e (e/2 - e_rest) / variance. Positive
-        when the rest looks spared, negative when it looks hit, near zero when there is
-        too little of it to tell; a rest with nothing to test tells nothing.
+        whose effect is an estimate too): log-odds e (e/2 - e_rest) / variance. That
+        alone would call a rest hit half as hard "spared" once the part is precise, so
+        the rest's effect must also sit far from the midpoint in its own standard errors
+        (`MIDPOINT_TAIL`, over `looks` candidates weighed alike); otherwise the log-odds
+        are cut to undecided. A rest with nothing to test tells nothing.
         """
         s = self.signal
         effect = s.effect(part)
         if rest.current_n <= 0 or rest.baseline_n <= 0 or effect <= 0:
             return 0.0
-        variance = s.effect_var(rest, effect / 2.0) + s.effect_var(part, effect) / 4.0
-        return effect * (effect / 2.0 - s.effect(rest)) / variance
+        rest_var = s.effect_var(rest, effect / 2.0)
+        variance = rest_var + s.effect_var(part, effect) / 4.0
+        gap = effect / 2.0 - s.effect(rest)
+        if abs(gap) < normal_isf(MIDPOINT_TAIL / max(looks, 1)) * math.sqrt(rest_var):
+            return 0.0
+        return effect * gap / variance
 
     def exposed(self, key: LeafKey, child: LeafKey) -> bool:
         """Whether the rest of `key` outside `child` could have shown the child's problem."""
@@ -178,13 +192,17 @@ class _Judge:
             return True
         return False
 
-    def explains(self, part: Counts, rest: Counts) -> bool:
+    def explains(self, part: Counts, rest: Counts, looks: int = 1) -> bool:
         """`part` is the cause and `rest` is not: the rest looks spared by the part's
-        problem, and what change it has is smaller than the part's."""
+        problem, and what change it has is smaller than the part's.
+
+        `looks` is how many candidate parts were weighed the same way (looking one level
+        deeper weighs every child at once): picking the one whose rest looks most spared
+        among many makes a lucky rest likely, so the odds needed grow with it.
+        """
         s = self.signal
-        return self.spared_log_odds(part, rest) >= SPARED_LOG_ODDS and s.excess(rest) < s.excess(
-            part
-        )
+        spared = self.spared_log_odds(part, rest, looks)
+        return spared >= SPARED_LOG_ODDS + math.log(looks) and s.excess(rest) < s.excess(part)
 
     def refinable(self, key: LeafKey) -> bool:
         """A bad child (or the bad children along one dimension) leaves a spared rest."""
@@ -322,12 +340,12 @@ def _deepen(
         table.segments.setdefault(current.key, judge.table.get(current.key))
         inner = _Judge(table, judge.signal, judge.p_cutoff)
         signal = judge.signal
+        kids = [k for k in inner.bad if len(k) == len(current.key) + 1]
         explaining = [
             k
-            for k in inner.bad
-            if len(k) == len(current.key) + 1
-            and inner.exposed(current.key, k)
-            and inner.explains(inner.bad[k], current.counts.minus(inner.bad[k]))
+            for k in kids
+            if inner.exposed(current.key, k)
+            and inner.explains(inner.bad[k], current.counts.minus(inner.bad[k]), len(kids))
         ]
         if not explaining:
             break

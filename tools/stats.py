@@ -15,6 +15,18 @@ def normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
+def normal_isf(tail: float) -> float:
+    """The z with P(Z >= z) = `tail` for a standard normal Z (bisection on `normal_sf`)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2.0
+        if normal_sf(mid) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2.0
+
+
 def rate_increase_p_value(
     baseline_n: float, baseline_x: float, current_n: float, current_x: float
 ) -> float:
