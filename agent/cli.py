@@ -70,7 +70,7 @@ DimensionsOption = Annotated[
     ),
 ]
 DepthOption = Annotated[
-    int | None, typer.Option("--depth", help="max dimensions in a segment (1-3)")
+    int | None, typer.Option("--depth", help="max dimensions of a root cause (1-3; default 3)")
 ]
 AllOption = Annotated[
     bool, typer.Option("--all", help="list every anomalous segment, not the top 8")

@@ -78,6 +78,9 @@ class IncidentHypothesis(BaseModel):
     incident_kind: IncidentKind
     confidence: float
     evidence: list[str] = Field(default_factory=list)
+    # The root cause this hypothesis reads, when it is an alternative the data fits as
+    # well as the primary one (None: the primary root cause).
+    segment: Segment | None = None
 
 
 class RemedyCandidate(BaseModel):

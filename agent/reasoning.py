@@ -37,8 +37,9 @@ from tools.guardrails.base import PastAction, is_healthy, segments_overlap
 from tools.identifiers import same_identifier
 from tools.incidents import CONFIDENCE, QUIET, Recognition, Signature
 from tools.learning import LearningContext
-from tools.observe import Observation, SegmentEvidence
+from tools.observe import Observation, RootCauseDetail, SegmentEvidence
 from tools.routes import SegmentSnapshot
+from tools.signals import registry as signals
 from tools.simulator import simulate
 
 # Score of a playbook position (the catalogue's order per incident kind, tools/actions/);
@@ -92,26 +93,28 @@ def anomaly_start(obs: Observation, context: ScenarioContext) -> datetime | None
     return None if inside else obs.current.start
 
 
-def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
-    """Features of the primary root cause, or None when nothing was localized."""
-    if not obs.root_causes or not obs.evidence:
-        return None
-    rc, ev = obs.root_causes[0], obs.evidence[0]
+def _signature_of(
+    rc: RootCauseDetail, ev: SegmentEvidence, obs: Observation, context: ScenarioContext
+) -> Signature:
+    """Features of one root cause, read from its segment's evidence."""
     b, c = ev.baseline, ev.current
     moved = {s.code: s.current_share - s.baseline_share for s in ev.code_shifts}
     total = sum(v for v in moved.values() if v > 0)
-    error_rise = max(c.error_rate - b.error_rate, 0.0)
+    error_rise = max(c.gateway_error_rate - b.gateway_error_rate, c.error_rate - b.error_rate, 0.0)
 
     def mass(*classes: CodeClass) -> float:
         return sum(v for k, v in moved.items() if code_class(k) in classes and v > 0)
+
+    def ratio(after: float, before: float) -> float:
+        return after / before if before > 0 else 1.0
 
     # Errors without a code still say "technical"; count them with the technical family.
     technical = mass("technical") + max(moved.get(NO_CODE, 0.0), 0.0)
     denominator = max(total, error_rise, 1e-9)
     return Signature(
         metric=rc.metric,
-        dims=frozenset(rc.segment),
-        segment=rc.segment,
+        dims=frozenset(ev.segment),
+        segment=ev.segment,
         drop=b.success_rate - c.success_rate,
         error_rise=error_rise,
         technical=min(1.0, max(technical, error_rise) / denominator),
@@ -122,11 +125,33 @@ def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
         )
         / denominator,
         three_ds_failure_rise=c.three_ds_failure_rate - b.three_ds_failure_rate,
-        latency_ratio_p95=c.latency_p95 / b.latency_p95 if b.latency_p95 > 0 else 1.0,
-        latency_ratio_p99=c.latency_p99 / b.latency_p99 if b.latency_p99 > 0 else 1.0,
+        latency_ratio_p95=ratio(c.latency_p95, b.latency_p95),
+        latency_ratio_p99=ratio(c.latency_p99, b.latency_p99),
         moved_codes=tuple(s.code for s in ev.code_shifts),
-        suspect_changes=tuple(suspect_changes(obs, context, rc.segment)),
+        suspect_changes=tuple(suspect_changes(obs, context, ev.segment)),
+        measures=signals.measures_of(rc.metric),
+        signals=frozenset(label.split(" ")[0] for label in ev.signals),
+        # Evidence that lists no signals (built by hand, or older) restricts nothing.
+        approvals_lost=not ev.signals
+        or any(signals.loses_approvals(label.split(" ")[0]) for label in ev.signals),
+        approved_latency_ratio=ratio(c.approved_latency_p95, b.approved_latency_p95),
+        mix_shift=rc.mix_shift and ev.segment == rc.segment,
     )
+
+
+def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
+    """Features of the primary root cause, or None when nothing was localized."""
+    if not obs.root_causes or not obs.evidence:
+        return None
+    return _signature_of(obs.root_causes[0], obs.evidence[0], obs, context)
+
+
+def alternative_signatures(obs: Observation, context: ScenarioContext) -> list[Signature]:
+    """Features of the segments the data fits as well as the primary root cause."""
+    if not obs.root_causes:
+        return []
+    rc = obs.root_causes[0]
+    return [_signature_of(rc, ev, obs, context) for ev in obs.alternatives]
 
 
 def rank_kinds(sig: Signature) -> list[tuple[IncidentKind, float]]:
@@ -159,7 +184,13 @@ def rank_kinds(sig: Signature) -> list[tuple[IncidentKind, float]]:
 
 
 def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothesis]:
-    """Ranked hypotheses about the incident kind, each with a confidence and its evidence."""
+    """Ranked hypotheses about the incident kind, each with a confidence and its evidence.
+
+    When the data fits a narrower segment as well as the root cause (an alternative) and
+    that segment reads as another kind, the alternative's kind is listed too, with the
+    segment it reads (`IncidentHypothesis.segment`), and it lowers the leader's
+    confidence as a close runner-up does.
+    """
     if not obs.anomalous:
         return [
             IncidentHypothesis(
@@ -179,20 +210,57 @@ def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothe
         ]
     where = format_segment(sig.segment)
     facts = [
-        f"root cause {where} ({sig.metric})",
+        f"root cause {where} ({sig.metric}{', traffic mix' if sig.mix_shift else ''})",
         f"success rate drop {sig.drop * 100:.1f} pp, error rate +{sig.error_rise * 100:.1f} pp",
         f"moved codes: {', '.join(sig.moved_codes) or 'none'}",
-        f"latency p95 x{sig.latency_ratio_p95:.2f}, p99 x{sig.latency_ratio_p99:.2f}",
+        f"latency p95 x{sig.latency_ratio_p95:.2f}, p99 x{sig.latency_ratio_p99:.2f}, "
+        f"approved p95 x{sig.approved_latency_ratio:.2f}",
+        f"signals flagged: {', '.join(sorted(sig.signals)) or 'none'}",
     ]
     if sig.suspect_changes:
         facts.append(
             "recent change: "
             + ", ".join(f"{c.kind} {c.version or ''}".strip() for c in sig.suspect_changes)
         )
-    return [
-        IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts)
-        for k, c in rank_kinds(sig)
+    ranked = rank_kinds(sig)
+    hypotheses = [
+        IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts) for k, c in ranked
     ]
+    if not ranked:
+        # No kind claims it: an anomaly with a cause but no explanation is a coin toss.
+        return [
+            IncidentHypothesis(
+                incident_kind=QUIET,
+                confidence=CONFIDENCE.unlocalized,
+                evidence=["no incident kind recognises the root cause", *facts],
+            )
+        ]
+    lead_kind, lead = ranked[0]
+    for alt in alternative_signatures(obs, context):
+        alt_ranked = rank_kinds(alt)
+        if not alt_ranked or alt_ranked[0][0] == lead_kind:
+            continue
+        alt_kind, alt_conf = alt_ranked[0]
+        lead = round(
+            max(
+                CONFIDENCE.mixed_floor,
+                lead - CONFIDENCE.runner_up_weight * alt_conf + CONFIDENCE.mixed_offset,
+            ),
+            4,
+        )
+        hypotheses[0] = hypotheses[0].model_copy(update={"confidence": lead})
+        hypotheses.append(
+            IncidentHypothesis(
+                incident_kind=alt_kind,
+                confidence=round(min(alt_conf, lead), 4),
+                evidence=[
+                    f"the data fits {format_segment(alt.segment)} as well as {where}",
+                    *facts[1:],
+                ],
+                segment=alt.segment,
+            )
+        )
+    return hypotheses
 
 
 def _severity(obs: Observation) -> Severity:
@@ -314,10 +382,25 @@ def reason(
     kind = hypotheses[0].incident_kind
     confidence = hypotheses[0].confidence
     playbook = [spec.name for spec in actions.playbook(kind)]
+    # A remedy forbidden under an explanation the data cannot rule out is not right
+    # under both: leave it out.
+    ruled_out = {
+        action
+        for h in hypotheses
+        if h.segment is not None
+        for action in incidents.get(h.incident_kind).forbidden
+    }
+    # Failures without approvals lost where the cause sits (only errors, a code or the
+    # decline mix moved) warrant no change to traffic yet: only risk-free actions remain.
+    sig = signature(obs, context)
+    if sig is not None and sig.failing and not sig.approvals_lost:
+        ruled_out |= {spec.name for spec in actions.actions() if spec.risk != "none"}
     incident = _incident(kind, obs, context, snapshots, limits)
     ranked: list[tuple[float, int, RemedyCandidate]] = []
     refused: list[RefusedRemedy] = []
     for position, decision in enumerate(_candidate_decisions(kind, incident, confidence)):
+        if decision.action in ruled_out:
+            continue
         snap = snapshots(decision.target_segment())
         outcome = simulate(decision, snap, context)
         verdict = evaluate(guard_input(decision, snap, obs, context), limits)

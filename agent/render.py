@@ -41,7 +41,6 @@ from tools.text import printable
 # Anomalous segments listed unless `--all` is given.
 TOP_ANOMALIES = 8
 _SEVERITY_COLOUR = {"critical": "red", "warning": "yellow", "info": "cyan"}
-_METRIC_NAME = {"success_rate": "success rate", "volume": "volume", "latency_p95": "latency p95"}
 
 
 def pct(x: float) -> str:
@@ -139,11 +138,16 @@ def same_traffic(
 
 
 def _values(a: AnomalyRecord) -> tuple[str, str]:
-    if a.metric == "success_rate":
-        return pct(a.baseline), pct(a.current)
-    if a.metric == "volume":
-        return f"{a.baseline:,.0f}", f"{a.current:,.0f}"
-    return f"{a.baseline:,.0f} ms", f"{a.current:,.0f} ms"
+    from tools.signals.registry import format_level, unit_of
+
+    unit = unit_of(a.metric)
+    return format_level(unit, a.baseline), format_level(unit, a.current)
+
+
+def _signal_name(a: AnomalyRecord) -> str:
+    """`success rate`, `decline code 05`: the signal as a person reads it."""
+    name = a.metric.replace("_", " ")
+    return name if a.detail is None else f"{name} {a.detail}"
 
 
 def codes_moved(shifts: Sequence[CodeShift], limit: int = 3) -> str:
@@ -182,10 +186,13 @@ def render_dimensions(console: Console, choice: DimensionChoice) -> None:
 def _evidence_line(ev: SegmentEvidence | None, metric: str) -> str:
     if ev is None:
         return ""
+    from tools.signals.registry import unit_of
+
     b, c = ev.baseline, ev.current
-    if metric == "latency_p95":
+    unit = unit_of(metric)
+    if unit == "ms":
         return f"p95 latency {b.latency_p95:,.0f} → {c.latency_p95:,.0f} ms"
-    if metric == "volume":
+    if unit == "attempts":
         return f"{b.attempts:,} attempts in the baseline, {c.attempts:,} now"
     rates = f"{pct(b.success_rate)} → {pct(c.success_rate)}"
     return f"success rate {rates} on {c.attempts:,} attempts now"
@@ -239,7 +246,7 @@ def render_observation(
         rows.append(
             [
                 cell,
-                _METRIC_NAME.get(a.metric, a.metric),
+                printable(_signal_name(a)),
                 before,
                 now,
                 f"{a.current_attempts:,}",

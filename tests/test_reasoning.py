@@ -27,6 +27,7 @@ from tools.incidents import CONFIDENCE, Signature
 from tools.learning import LearningContext, RemedyPrior
 from tools.observe import Observation, RootCauseDetail, SegmentEvidence, WindowSummary
 from tools.routes import RouteStats, SegmentSnapshot
+from tools.signals.registry import measures_of
 
 START = datetime(2026, 3, 1, 6, tzinfo=UTC)
 BASELINE = TimeWindow(start=START - timedelta(hours=6), end=START)
@@ -37,6 +38,7 @@ def _sig(segment: Segment, metric: str = "success_rate", **features: object) -> 
     """A signature with nothing moved but what `features` set (drop 20 pp by default)."""
     neutral = Signature(
         metric=metric,
+        measures=measures_of(metric),
         dims=frozenset(segment),
         segment=segment,
         drop=0.2,
@@ -184,8 +186,10 @@ def _window(
     error_rate: float = 0.005,
     p95: float = 900.0,
     p99: float = 1500.0,
+    approved_p95: float = 800.0,
 ) -> WindowSummary:
     return WindowSummary(
+        approved_latency_p95=approved_p95,
         attempts=attempts,
         success_rate=success_rate,
         error_rate=error_rate,
@@ -297,6 +301,78 @@ def test_a_change_long_before_or_elsewhere_corroborates_nothing() -> None:
             "fraud_rule_misfire",
             CONFIDENCE.uncorroborated,
         )
+
+
+def test_slow_successes_tell_a_latency_spike_from_an_outage() -> None:
+    # Timeouts lead the drop either way; only approved attempts slowing down (x3 here)
+    # says the route is slow rather than down.
+    timeouts = [_shift("timeout", 0.002, 0.30)]
+    down = _observation(OUTAGE, _window(6000, 0.92), _window(1000, 0.62, 0.30), timeouts)
+    slow = _observation(
+        OUTAGE,
+        _window(6000, 0.92, p95=900.0, approved_p95=800.0),
+        _window(1000, 0.62, 0.30, p95=9000.0, approved_p95=2400.0),
+        timeouts,
+    )
+    assert classify(down, ScenarioContext())[0].incident_kind == "processor_outage"
+    assert classify(slow, ScenarioContext())[0].incident_kind == "latency_spike"
+
+
+def test_a_traffic_mix_shift_is_benign() -> None:
+    obs = _observation(COUNTRY, _window(600, 0.8), _window(300, 0.8), [], metric="volume_surge")
+    cause = obs.root_causes[0].model_copy(update={"mix_shift": True})
+    top = classify(obs.model_copy(update={"root_causes": [cause]}), ScenarioContext())[0]
+    assert top.incident_kind == "benign_shift"
+
+
+def _with_alternative(obs: Observation, alternative: SegmentEvidence) -> Observation:
+    cause = obs.root_causes[0].model_copy(update={"alternatives": [alternative.segment]})
+    return obs.model_copy(update={"root_causes": [cause], "alternatives": [alternative]})
+
+
+def test_an_alternative_of_another_kind_lowers_confidence_and_its_forbidden_remedies() -> None:
+    # The data fits acq_a as a whole (an outage: move traffic) as well as one merchant on
+    # it whose fraud declines jumped (a fraud rule: moving traffic is forbidden there).
+    outage = _outage(0.4)
+    fraud_slice = SegmentEvidence(
+        segment={**OUTAGE, **MERCHANT},
+        baseline=_window(600, 0.9),
+        current=_window(100, 0.5),
+        code_shifts=[_shift("frm_decline", 0.01, 0.40)],
+    )
+    mixed = _with_alternative(outage, fraud_slice)
+    alone = classify(outage, ScenarioContext())
+    hypotheses = classify(mixed, ScenarioContext())
+    assert hypotheses[0].incident_kind == alone[0].incident_kind == "processor_outage"
+    assert hypotheses[0].confidence < alone[0].confidence
+    assert [(h.incident_kind, h.segment) for h in hypotheses[1:]] == [
+        ("fraud_rule_misfire", fraud_slice.segment)
+    ]
+    snap = _snapshots(0.4, 0.95)
+    found = reason(mixed, ScenarioContext(), lambda segment: snap, LearningContext(), GuardLimits())
+    # Every remedy of the outage's playbook that a fraud rule forbids is left out: paging
+    # on-call is right under both.
+    assert [c.decision.action for c in found.candidates] == ["notify_oncall"]
+
+
+def test_without_approvals_lost_only_risk_free_remedies_remain() -> None:
+    # Timeouts rose on acq_a, but no signal counting approvals lost (success rate, volume)
+    # is flagged there: moving traffic is not warranted yet, paging is.
+    outage = _outage(0.4)
+    quiet_rate = outage.evidence[0].model_copy(update={"signals": ["error_rate"]})
+    obs = outage.model_copy(update={"evidence": [quiet_rate]})
+    snap = _snapshots(0.4, 0.95)
+    found = reason(obs, ScenarioContext(), lambda segment: snap, LearningContext(), GuardLimits())
+    assert [c.decision.action for c in found.candidates] == ["notify_oncall"]
+    flagged = outage.evidence[0].model_copy(update={"signals": ["success_rate", "error_rate"]})
+    found = reason(
+        outage.model_copy(update={"evidence": [flagged]}),
+        ScenarioContext(),
+        lambda segment: snap,
+        LearningContext(),
+        GuardLimits(),
+    )
+    assert found.candidates[0].decision.action == "shift_traffic"
 
 
 # ---------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class ObserveConfig(BaseModel):
     """Thresholds of detection and root-cause localization."""
 
     model_config = ConfigDict(extra="forbid")
-    depth: int = Field(default=2, ge=1, le=3, description="most dimensions in one segment")
+    depth: int = Field(default=3, ge=1, le=3, description="most dimensions of a root cause")
     min_effect_pp: float = Field(
         default=3.0, gt=0, description="least success-rate drop that is an anomaly, pp"
     )
@@ -53,16 +53,37 @@ class ObserveConfig(BaseModel):
         default=0.01,
         gt=0,
         lt=1,
-        description="false discovery rate (Benjamini-Hochberg, per metric)",
+        description="false discovery rate (Benjamini-Hochberg, per signal)",
     )
     volume_min_drop: float = Field(
         default=0.4, gt=0, lt=1, description="least relative fall in attempts that is an anomaly"
+    )
+    surge_min_rise: float = Field(
+        default=0.5, gt=0, description="least relative rise in attempts that is an anomaly"
     )
     latency_min_ratio: float = Field(
         default=1.5, gt=1, description="least p95 latency ratio (current / baseline)"
     )
     latency_min_shift_ms: float = Field(
         default=100.0, ge=0, description="least p95 latency rise, ms"
+    )
+    error_min_effect_pp: float = Field(
+        default=1.0, gt=0, description="least error/timeout-rate rise that is an anomaly, pp"
+    )
+    error_min_ratio: float = Field(
+        default=1.5, ge=1, description="least error/timeout-rate ratio (current / baseline)"
+    )
+    three_ds_min_rise: float = Field(
+        default=0.10,
+        gt=0,
+        lt=1,
+        description="least rise of the 3DS challenge failure rate (over 3DS attempts)",
+    )
+    code_new_min_pp: float = Field(
+        default=1.0, gt=0, description="least share of attempts of a new decline code, pp"
+    )
+    hard_share_min_rise: float = Field(
+        default=0.15, gt=0, lt=1, description="least rise of the hard share of declines"
     )
     max_anomalies: int = Field(
         default=25, ge=1, description="most anomalies kept in an observation and a record"

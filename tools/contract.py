@@ -260,6 +260,8 @@ class AnomalyRecord(BaseModel):
     excess: float = 0.0
     decline_codes: list[CodeShift] = Field(default_factory=list)
     latency_p95_ms: tuple[float, float] | None = None
+    # What distinguishes the detector within its signal: the decline code of `decline_code`.
+    detail: str | None = None
 
 
 class Violation(_Model):

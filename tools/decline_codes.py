@@ -22,6 +22,9 @@ CodeClass = Literal["technical", "soft", "hard", "fraud", "authentication", "oth
 TECHNICAL_CODES: frozenset[str] = frozenset(
     {"timeout", "processing_error", "91", "96", "5xx", "connection_error", "gateway_error"}
 )
+# Gateway-side failures (the processor, not the issuer): the technical codes without the
+# issuer-unavailable 91 and 96.
+GATEWAY_CODES: frozenset[str] = TECHNICAL_CODES - {"91", "96"}
 # Visa category 2 (retry later) that are not technical, plus the generic soft decline 05.
 SOFT_CODES: frozenset[str] = frozenset({"05", "19", "51", "59", "61", "65", "75", "86"})
 # Visa category 1: never retry.

@@ -47,6 +47,7 @@ from tools.contract import (
 )
 from tools.incidents import QUIET, CauseChange, IncidentKindSpec, Injection, registry
 from tools.output import OutputPathError, check_output_dir
+from tools.signals.names import LATENCY, VOLUME
 from tools.sql import ident
 
 FileFormat = Literal["csv.gz", "csv", "parquet", "jsonl"]
@@ -562,7 +563,7 @@ def _rows_sql(world: _World, incidents: list[_Incident]) -> tuple[str, dict[str,
     )
     # Attempts in a segment whose volume drops (a checkout break) draw their time from a
     # CDF with less weight in the current window: the row count stays exact.
-    drop = [j for j, inc in enumerate(incidents) if inc.injection.metric == "volume"]
+    drop = [j for j, inc in enumerate(incidents) if inc.injection.metric == VOLUME]
     cdf = f"CASE WHEN {conds[drop[0]]} THEN 1 ELSE 0 END" if drop else "0"
 
     stages = []
@@ -773,7 +774,7 @@ def _params(
     for dim_values in world.extra.values():
         x_tbl += [len(x_values) + b for b in _bucket_table(_zipf(len(dim_values)))]
         x_values += dim_values
-    drop = next((i.factor for i in incidents if i.injection.metric == "volume"), 0.0)
+    drop = next((i.factor for i in incidents if i.injection.metric == VOLUME), 0.0)
     pieces = _pieces(world, options.baseline_minutes, options.current_minutes, drop)
     values: dict[str, Any] = {
         "n": n,
@@ -975,7 +976,7 @@ class _Effect:
     def lost_approvals(self, metric: str) -> float:
         """Approvals the current window lost: to missing attempts for a volume drop, to
         the rate drop otherwise (volume noise is not an incident's doing)."""
-        if metric == "volume":
+        if metric == VOLUME:
             return max(0.0, (self.expected_cur - self.n_cur) * self.rate_base)
         return max(0.0, self.n_cur * self.drop)
 
@@ -1014,16 +1015,16 @@ def _sample_columns(conn: duckdb.DuckDBPyConnection) -> list[str]:
 def _is_real(metric: str, eff: _Effect) -> bool:
     """Whether a measured effect on `metric` is an incident an operator should see."""
     cfg = ObserveConfig()
-    if eff.n_cur < cfg.min_sample and metric != "volume":
+    if eff.n_cur < cfg.min_sample and metric != VOLUME:
         return False
     rate_drop = eff.drop * 100 >= cfg.min_effect_pp and eff.z >= _MIN_Z
-    if metric == "latency_p95":
+    if metric == LATENCY:
         slower = (
             eff.p95_cur >= cfg.latency_min_ratio * eff.p95_base
             and eff.p95_cur - eff.p95_base >= cfg.latency_min_shift_ms
         )
         return slower or rate_drop
-    if metric == "volume":
+    if metric == VOLUME:
         expected = eff.expected_cur
         if expected < cfg.min_sample:
             return False
@@ -1093,7 +1094,7 @@ def generate_scenario(
             raise ValueError("a second incident needs a first one")
         second = registry.get(opts.second_kind)
         specs.append((second, opts.second_severity, opts.second_root_cause, None, "auto"))
-    volume = [s[0].name for s in specs if _injection(s[0]).metric == "volume"]
+    volume = [s[0].name for s in specs if _injection(s[0]).metric == VOLUME]
     if len(volume) > 1:
         # One time distribution carries the missing attempts (see _rows_sql).
         raise ValueError(f"at most one {' or '.join(sorted(set(volume)))} per scenario")

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 
@@ -22,10 +22,11 @@ from tools.contract import Segment, TimeWindow, utc
 from tools.decline_codes import (
     AUTHENTICATION_CODES,
     FRAUD_CODES,
+    GATEWAY_CODES,
     SOFT_CODES,
     TECHNICAL_CODES,
 )
-from tools.stats import quantile_from_cumulative
+from tools.stats import quantile_from_cumulative, rate_increase_p_value
 
 # Latency is kept as a bucket index in the leaf cube: bucket k >= 1 starts at
 # 2^((k + 10) / 2) ms, i.e. edges a factor sqrt(2) apart from 45 ms to about 33 s (bucket 0
@@ -46,6 +47,7 @@ _COUNTERS: tuple[str, ...] = (
     "approved",
     "declined",
     "errors",
+    "gateway_errors",
     "technical",
     "soft",
     "hard",
@@ -71,6 +73,7 @@ class WindowStats:
     approved: int = 0
     declined: int = 0
     errors: int = 0
+    gateway_errors: int = 0
     technical: int = 0
     soft: int = 0
     hard: int = 0
@@ -82,13 +85,20 @@ class WindowStats:
     three_ds_failed: int = 0
     retries: int = 0
     latency_at_least: tuple[int, ...] = field(default=(0,) * _N_EDGES)
+    # Attempts per candidate decline code, in the order of `SegmentTable.codes`.
+    codes: tuple[int, ...] = ()
 
     @classmethod
-    def from_values(cls, values: Sequence[int | float | None]) -> WindowStats:
-        """Build from the counter columns followed by the latency columns."""
-        ints = [int(v or 0) for v in values]
-        fields: dict[str, Any] = dict(zip(_COUNTERS, ints[:_N_COUNTERS], strict=True))
-        return cls(**fields, latency_at_least=tuple(ints[_N_COUNTERS:]))
+    def from_values(cls, values: Sequence[int | float | None], n_codes: int = 0) -> WindowStats:
+        """Build from the counter columns, the latency columns, then `n_codes` code columns."""
+        # DuckDB's sums are Python ints already (None for an empty sum).
+        ints = cast(list[int], [v or 0 for v in values])
+        lat_end = _N_COUNTERS + _N_EDGES
+        return cls(
+            **dict(zip(_COUNTERS, ints, strict=False)),
+            latency_at_least=tuple(ints[_N_COUNTERS:lat_end]),
+            codes=tuple(ints[lat_end : lat_end + n_codes]) if n_codes else (),
+        )
 
     def minus(self, other: WindowStats) -> WindowStats:
         """Counts of this segment with `other` (a part of it) taken out."""
@@ -98,7 +108,8 @@ class WindowStats:
         lat = tuple(
             a - b for a, b in zip(self.latency_at_least, other.latency_at_least, strict=True)
         )
-        return WindowStats(**fields, latency_at_least=lat)
+        codes = tuple(a - b for a, b in zip(self.codes, other.codes, strict=True))
+        return WindowStats(**fields, latency_at_least=lat, codes=codes)
 
     @property
     def failures(self) -> int:
@@ -196,20 +207,42 @@ class SegmentTable:
     baseline: TimeWindow
     current: TimeWindow
     segments: dict[LeafKey, SegmentMetrics]
+    # Candidate decline codes, whose attempts every WindowStats carries in this order.
+    codes: tuple[str, ...] = ()
+    # Segments deeper than `depth` measured only where screened: how many such segments
+    # the full cube one level deeper would hold, so their tests pay for all of them.
+    deep_space: int = 0
+
+    def deep_level(self, key: LeafKey, fdr: float) -> float:
+        """The p-value a segment must reach on top of its signal's cut-off: 1 within
+        `depth`, Bonferroni over the whole deeper level below it."""
+        return 1.0 if len(key) <= self.depth else fdr / max(self.deep_space, 1)
 
     @property
     def total(self) -> SegmentMetrics:
         """All traffic."""
-        return self.segments.get(()) or SegmentMetrics((), WindowStats(), WindowStats())
+        return self.segments.get(()) or self._empty(())
+
+    def _empty(self, key: LeafKey) -> SegmentMetrics:
+        empty = WindowStats(codes=(0,) * len(self.codes))
+        return SegmentMetrics(key, empty, empty)
 
     @property
     def duration_ratio(self) -> float:
         """Current window length over baseline window length."""
         return self.current.minutes / self.baseline.minutes
 
+    def values(self) -> dict[str, list[str]]:
+        """Every value of each dimension, as the one-dimension segments show them."""
+        out: dict[str, list[str]] = {}
+        for key in self.segments:
+            if len(key) == 1:
+                out.setdefault(key[0][0], []).append(key[0][1])
+        return out
+
     def get(self, key: LeafKey) -> SegmentMetrics:
         """Metrics of a segment; an unseen segment has zero counts."""
-        return self.segments.get(key) or SegmentMetrics(key, WindowStats(), WindowStats())
+        return self.segments.get(key) or self._empty(key)
 
 
 def key_of(segment: Segment, dimensions: Sequence[str]) -> LeafKey:
@@ -284,6 +317,7 @@ def _counter_sql(window: int) -> list[str]:
         "approved": s("status = 'approved'"),
         "declined": s("status = 'declined'"),
         "errors": s("status = 'error'"),
+        "gateway_errors": s(f"status = 'error' OR code IN ({_in_list(GATEWAY_CODES)})"),
         "technical": s(technical),
         "soft": s(f"status = 'declined' AND code IN ({_in_list(SOFT_CODES)})"),
         "hard": s(
@@ -337,42 +371,163 @@ def rollup(
     *,
     cube: str = "observe_leaf",
     exclude: Sequence[Segment] = (),
+    codes: Sequence[str] = (),
+    within: Segment | None = None,
+    sets: Sequence[tuple[str, ...]] | None = None,
+    among: Sequence[Segment] = (),
 ) -> SegmentTable:
     """Metrics of every segment of up to `depth` dimensions, from the leaf cube.
 
     `exclude` removes the traffic of some segments first (used to explain away a root
-    cause already found before looking for the next one).
+    cause already found before looking for the next one). `codes` are the candidate
+    decline codes counted per segment (`prepare_codes` built their table). `within` and
+    `sets` restrict the rollup to one segment's traffic and the given dimension sets
+    (used to look one dimension deeper inside a root cause); `among` restricts it to the
+    traffic of any of several segments.
     """
-    dims = [sql.ident(d) for d in dimensions]
-    sets = grouping_sets(dimensions, depth)
+    sets = list(sets) if sets is not None else grouping_sets(dimensions, depth)
+    # GROUPING() may only name grouped dimensions: those of some set, in table order.
+    grouped = [d for d in dimensions if any(d in s for s in sets)]
+    dims = [sql.ident(d) for d in grouped]
     gsets = ", ".join("(" + ", ".join(sql.ident(d) for d in s) + ")" for s in sets)
     where, params = _outside(exclude)
+    if within:
+        pred, p = sql.segment_filter(within, prefix="w_")
+        where = f"({where}) AND ({pred})"
+        params.update(p)
+    if among:
+        preds = []
+        for i, seg in enumerate(among):
+            pred, p = sql.segment_filter(seg, prefix=f"a{i}_")
+            preds.append(f"({pred})")
+            params.update(p)
+        where = f"({where}) AND ({' OR '.join(preds)})"
+    width = _N_COUNTERS + _N_EDGES
+    n_codes = len(codes)
+    columns = [f"v{i}" for i in range(2 * width)]
+    source = f"{cube}_counts"
+    if n_codes:
+        code_columns = [f"k{i}" for i in range(2 * n_codes)]
+        source = f"{cube}_signals"  # the counters and the code counts (`prepare_codes`)
+        columns = (
+            [f"v{i}" for i in range(width)]
+            + code_columns[:n_codes]
+            + [f"v{i}" for i in range(width, 2 * width)]
+            + code_columns[n_codes:]
+        )
+    sums = ", ".join(f"sum({c})" for c in columns)
     query = f"""
-        SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {_SUMS}
-        FROM {cube}_counts
+        SELECT GROUPING({", ".join(dims)}) AS gid, {", ".join(dims)}, {sums}
+        FROM {source}
         WHERE {where}
         GROUP BY GROUPING SETS ({gsets})
     """
     rows = conn.execute(query, params).fetchall()
-    n_dims = len(dimensions)
+    n_dims = len(grouped)
     segments: dict[LeafKey, SegmentMetrics] = {}
     for row in rows:
         gid = int(row[0])
         key = tuple(
-            (dimensions[i], str(row[1 + i]))
+            (grouped[i], str(row[1 + i]))
             for i in range(n_dims)
             # GROUPING() sets bit (n-1-i) when dimension i is rolled up.
             if not (gid >> (n_dims - 1 - i)) & 1
         )
-        segments[key] = _segment_metrics(key, row[1 + n_dims :])
-    return SegmentTable(list(dimensions), depth, baseline, current, segments)
+        if within:
+            key = key_of({**within, **dict(key)}, dimensions)
+        segments[key] = _segment_metrics(key, row[1 + n_dims :], n_codes)
+    return SegmentTable(list(dimensions), depth, baseline, current, segments, tuple(codes))
 
 
-def _segment_metrics(key: LeafKey, values: Sequence[int | float | None]) -> SegmentMetrics:
-    """A segment's metrics from the `_SUMS` columns (baseline counters, then current)."""
-    width = _N_COUNTERS + _N_EDGES
+# At most this many decline codes are followed per segment: those whose share of all
+# attempts rose the most surely (a code rising in one segment rises in the total too,
+# by the same count), and at least at this level, Bonferroni over the codes seen. On
+# quiet traffic that is none 19 times in 20, and the segments carry no code counts.
+MAX_CANDIDATE_CODES = 6
+CANDIDATE_CODE_P = 0.05
+
+
+def prepare_codes(
+    conn: duckdb.DuckDBPyConnection,
+    dimensions: Sequence[str],
+    *,
+    cube: str = "observe_leaf",
+    limit: int = MAX_CANDIDATE_CODES,
+) -> tuple[str, ...]:
+    """Pick the candidate decline codes and build the leaves' counters with their counts
+    (`{cube}_signals`, which `rollup(codes=...)` reads).
+
+    A candidate is a code whose share of all attempts rose (one-sided p-value at most
+    `CANDIDATE_CODE_P` over the number of codes); the `limit` with the smallest p-values
+    are kept, in code order.
+    """
+    rows = conn.execute(
+        f"SELECT code, sum(n) FILTER (WHERE NOT is_current), sum(n) FILTER (WHERE is_current) "
+        f"FROM {cube} WHERE code IS NOT NULL AND code <> '' GROUP BY code"
+    ).fetchall()
+    totals = conn.execute(
+        f"SELECT sum(n) FILTER (WHERE NOT is_current), sum(n) FILTER (WHERE is_current) FROM {cube}"
+    ).fetchone()
+    n_b, n_c = (int(totals[0] or 0), int(totals[1] or 0)) if totals else (0, 0)
+    rising = []
+    for code, b, c in rows:
+        b, c = int(b or 0), int(c or 0)
+        if n_b and n_c and c / n_c > b / n_b:
+            p = rate_increase_p_value(n_b, b, n_c, c)
+            if p <= CANDIDATE_CODE_P / len(rows):
+                rising.append((p, str(code)))
+    codes = tuple(sorted(code for _, code in sorted(rising)[:limit]))
+    if codes:
+        dims = ", ".join(sql.ident(d) for d in dimensions)
+        cols = [
+            f"sum(n) FILTER (WHERE is_current = {w} AND code = {_in_list([code])}) AS k{j}"
+            for j, (w, code) in enumerate(
+                [("false", c) for c in codes] + [("true", c) for c in codes]
+            )
+        ]
+        sums = ", ".join(
+            f"sum({c}) AS {c}"
+            for c in [f"v{i}" for i in range(2 * (_N_COUNTERS + _N_EDGES))]
+            + [f"k{j}" for j in range(2 * len(codes))]
+        )
+        # One table of leaves with both the counters and the code counts, so that every
+        # rollup afterwards reads as many rows as without codes.
+        conn.execute(
+            f"CREATE OR REPLACE TEMP TABLE {cube}_signals AS "
+            f"SELECT {dims}, {sums} FROM ("
+            f"SELECT * FROM {cube}_counts UNION ALL BY NAME "
+            f"SELECT {dims}, {', '.join(cols)} FROM {cube} "
+            f"WHERE code IN ({_in_list(codes)}) GROUP BY ALL) GROUP BY ALL"
+        )
+    return codes
+
+
+def _per_segment(
+    conn: duckdb.DuckDBPyConnection, segments: Sequence[Segment], select: str, source: str
+) -> list[tuple[Any, ...]]:
+    """`SELECT <i>, {select} FROM {source} AND <segment i> GROUP BY ALL` for every segment,
+    in one query; rows start with the segment's index. `source` ends in a WHERE clause."""
+    if not segments:
+        return []
+    selects: list[str] = []
+    params: dict[str, str] = {}
+    for i, seg in enumerate(segments):
+        pred, p = sql.segment_filter(seg, prefix=f"s{i}_")
+        selects.append(f"SELECT {i} AS seg, {select} FROM {source} AND ({pred}) GROUP BY ALL")
+        params.update(p)
+    return conn.execute(" UNION ALL ".join(selects), params).fetchall()
+
+
+def _segment_metrics(
+    key: LeafKey, values: Sequence[int | float | None], n_codes: int = 0
+) -> SegmentMetrics:
+    """A segment's metrics from summed cube columns: the baseline's counters, latency
+    columns and `n_codes` code counts, then the current window's."""
+    half = _N_COUNTERS + _N_EDGES + n_codes
     return SegmentMetrics(
-        key, WindowStats.from_values(values[:width]), WindowStats.from_values(values[width:])
+        key,
+        WindowStats.from_values(values[:half], n_codes),
+        WindowStats.from_values(values[half:], n_codes),
     )
 
 
@@ -520,20 +675,43 @@ def code_mix(
     cube: str = "observe_leaf",
 ) -> list[CodeMix]:
     """Decline-code counts for each of `segments` (one query for all of them)."""
-    if not segments:
-        return []
-    selects: list[str] = []
-    params: dict[str, str] = {}
-    for i, seg in enumerate(segments):
-        pred, p = sql.segment_filter(seg, prefix=f"s{i}_")
-        selects.append(
-            f"SELECT {i} AS seg, is_current, code, sum(n) AS n FROM {cube} "
-            f"WHERE status <> 'approved' AND ({pred}) GROUP BY ALL"
-        )
-        params.update(p)
-    rows = conn.execute(" UNION ALL ".join(selects), params).fetchall()
+    rows = _per_segment(
+        conn, segments, "is_current, code, sum(n) AS n", f"{cube} WHERE status <> 'approved'"
+    )
     mixes = [CodeMix({}, {}) for _ in segments]
     for seg_idx, is_current, code, n in rows:
         target = mixes[int(seg_idx)].current if is_current else mixes[int(seg_idx)].baseline
         target[str(code) or "(none)"] = int(n)
     return mixes
+
+
+def approved_latency(
+    conn: duckdb.DuckDBPyConnection,
+    segments: Sequence[Segment],
+    *,
+    cube: str = "observe_leaf",
+) -> list[tuple[float, float]]:
+    """p95 latency of approved attempts of each of `segments`, (baseline, current), in ms.
+
+    Slow successes tell a slow route from one that fails fast or times out: the latter
+    moves the latency of all attempts, not of the approved ones.
+    """
+    rows = _per_segment(
+        conn,
+        segments,
+        "is_current, latency_bucket, sum(n) AS n",
+        f"{cube} WHERE status = 'approved'",
+    )
+    buckets = [[[0] * _LATENCY_BUCKETS for _ in range(2)] for _ in segments]
+    for seg_idx, is_current, bucket, n in rows:
+        buckets[int(seg_idx)][1 if is_current else 0][int(bucket)] += int(n)
+    out = []
+    for windows in buckets:
+        p95 = []
+        for counts in windows:
+            total = sum(counts)
+            # Attempts at or above edge i are those in bucket i + 1 or higher.
+            at_least = [sum(counts[i + 1 :]) for i in range(_N_EDGES)]
+            p95.append(quantile_from_cumulative(LATENCY_EDGES_MS, at_least, total, 0.95))
+        out.append((p95[0], p95[1]))
+    return out

@@ -1,10 +1,10 @@
 """A catalogue's registry: named specs, one module each, plus those registered at run time.
 
-The incident-kind catalogue (tools/incidents/) and the action catalogue (tools/actions/)
-each keep one `Registry`: the built-in specs load from their modules in a fixed order (the
-order users see), and `register` adds one after them (a test's toy, a plugin) until
-`unregister` removes it. `names` is a live view of the registered names, which is what the
-contract validates against.
+The incident-kind catalogue (tools/incidents/), the action catalogue (tools/actions/) and
+the signals (tools/signals/) each keep one `Registry`: the built-in specs load from their
+modules in a fixed order (the order users see), and `register` adds one after them (a
+test's toy, a plugin) until `unregister` removes it. `names` is a live view of the
+registered names, which is what the contract validates against.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ class Registry(Generic[S]):
     """The registered specs of one catalogue, by name, in registry order.
 
     `noun` names a spec in messages (`incident kind`, `action`). Each of `modules` (a
-    module of `package`) defines `attribute`, a `spec_type` whose name is the module's.
-    `check(spec, registry)` may refuse a spec that clashes with the registered ones.
+    module of `package`) defines `attribute`, a `spec_type` whose name is the module's
+    (unless `named_after_module` is False: a signal's name is what records say, which a
+    module name cannot always spell). `check(spec, registry)` may refuse a spec that
+    clashes with the registered ones.
     """
 
     def __init__(
@@ -41,6 +43,8 @@ class Registry(Generic[S]):
         spec_type: type[S],
         modules: tuple[str, ...],
         check: Callable[[S, Registry[S]], None] | None = None,
+        *,
+        named_after_module: bool = True,
     ) -> None:
         self.noun = noun
         self.package = package
@@ -48,15 +52,19 @@ class Registry(Generic[S]):
         self.spec_type = spec_type
         self.modules = modules
         self._check = check
+        self._named_after_module = named_after_module
         self._specs: dict[str, S] = {}
         self.names = NameView(self)
         for module in modules:
             self.register(self.load(module))
+        self._built_in = frozenset(self._specs)
 
     def load(self, module: str) -> S:
         """The spec module `module` of the package defines; TypeError if it does not."""
         spec = getattr(importlib.import_module(f"{self.package}.{module}"), self.attribute, None)
-        if not isinstance(spec, self.spec_type) or spec.name != module:
+        if not isinstance(spec, self.spec_type) or (
+            self._named_after_module and spec.name != module
+        ):
             path = self.package.replace(".", "/")
             raise TypeError(f"{path}/{module}.py must define {self.attribute}, the {module!r} spec")
         return spec
@@ -86,7 +94,7 @@ class Registry(Generic[S]):
 
     def unregister(self, name: str) -> None:
         """Remove a spec added by `register`; the built-in ones stay."""
-        if name in self.modules:
+        if name in self._built_in:
             raise ValueError(f"{self.noun} {name!r} is built in")
         self._specs.pop(name, None)
 

@@ -46,11 +46,11 @@ from tools.contract import (
     iso,
 )
 from tools.decline_codes import code_class
-from tools.detection import FailureModel
 from tools.guardrails import GuardVerdict
 from tools.learning import LearnedOutcome
 from tools.metrics import (
     SegmentMetrics,
+    SegmentTable,
     WindowStats,
     breakdown,
     code_mix,
@@ -58,7 +58,10 @@ from tools.metrics import (
     timeline,
 )
 from tools.observe import Observation, WindowSummary, code_shares
-from tools.root_cause import SPARED_LOG_ODDS
+from tools.root_cause import SPARED_LOG_ODDS, spared_log_odds
+from tools.signals import registry as signals
+from tools.signals.base import Signal
+from tools.signals.names import SUCCESS_RATE
 from tools.simulator import simulate
 from tools.stats import rate_change_point
 
@@ -272,43 +275,49 @@ def _rate(before: float, after: float) -> dict[str, float]:
 
 
 def _summary(w: WindowStats) -> dict[str, Any]:
-    return WindowSummary.of(w).model_dump()
+    # The approved-only p95 needs a query of its own; the tools report every attempt's.
+    return WindowSummary.of(w, 0.0).model_dump(exclude={"approved_latency_p95"})
 
 
-def _lost(m: SegmentMetrics) -> float:
+def _success_rate(inv: Investigation, b: TimeWindow, c: TimeWindow) -> Signal:
+    """Observe's success-rate signal, for segments measured in windows `b` and `c`."""
+    table = SegmentTable(list(inv.dataset.dimensions), 1, b, c, {})
+    return signals.get(SUCCESS_RATE).bind(table, inv.config)[0]
+
+
+def _lost(signal: Signal, m: SegmentMetrics) -> float:
     """Approvals lost: failures above what the baseline success rate predicts."""
-    model = FailureModel()
-    return round(model.excess(model.counts(m)), 1)
+    return round(signal.excess(signal.counts(m)), 1)
 
 
-def _affected(inv: Investigation, m: SegmentMetrics, parent_drop: float) -> bool:
+def _affected(signal: Signal, m: SegmentMetrics, parent: SegmentMetrics | None) -> bool:
     """Whether a segment carries the failing traffic, by observe's own tests.
 
     Affected when its own success-rate drop is significant and material, or, inside a
-    parent whose drop is material, when its counts favour "hit as hard as the parent" over
-    "untouched" by the odds root-cause localization uses (5:1). Too few attempts to tell
-    either way is not affected.
+    parent whose drop is material, when root-cause localization's test calls it hit like
+    the parent rather than spared (odds of 5:1). Too few attempts to tell either way is
+    not affected.
     """
-    model, cfg = FailureModel(), inv.config
-    c = model.counts(m)
-    if (
-        model.enough_sample(c, cfg.min_sample)
-        and model.material(c, cfg)
-        and model.p_value(c) <= cfg.fdr
-    ):
+    c = signal.counts(m)
+    if signal.enough_sample(c) and signal.material(c) and signal.p_value(c) <= signal.cfg.fdr:
         return True
-    if parent_drop * 100 < cfg.min_effect_pp:
+    if parent is None:
         return False
-    return model.spared_log_odds(c, parent_drop) <= -SPARED_LOG_ODDS
+    whole = signal.counts(parent)
+    if not signal.material(whole):
+        return False
+    return spared_log_odds(signal, whole, c) <= -SPARED_LOG_ODDS
 
 
-def _segment_row(inv: Investigation, m: SegmentMetrics, parent_drop: float) -> dict[str, Any]:
+def _segment_row(
+    signal: Signal, m: SegmentMetrics, parent: SegmentMetrics | None
+) -> dict[str, Any]:
     return {
         "segment": m.segment,
         "attempts": {"baseline": m.baseline.attempts, "current": m.current.attempts},
         "success_rate": _rate(m.baseline.success_rate, m.current.success_rate),
-        "approvals_lost": _lost(m),
-        "affected": _affected(inv, m, parent_drop),
+        "approvals_lost": _lost(signal, m),
+        "affected": _affected(signal, m, parent),
     }
 
 
@@ -426,7 +435,7 @@ def compare_windows(env: ToolEnv, args: TwoWindowArgs) -> dict[str, Any]:
     segment = _segment(inv, args.segment)
     b, c = _pair(inv, args.baseline, args.current)
     m = _one(inv, b, c, segment)
-    model = FailureModel()
+    signal = _success_rate(inv, b, c)
     return {
         "segment": segment,
         "windows": _windows_of(b, c),
@@ -441,8 +450,8 @@ def compare_windows(env: ToolEnv, args: TwoWindowArgs) -> dict[str, Any]:
                 "current": round(m.current.attempts / c.minutes, 2),
             },
         },
-        "success_rate_drop_p_value": float(f"{model.p_value(model.counts(m)):.3g}"),
-        "approvals_lost": _lost(m),
+        "success_rate_drop_p_value": float(f"{signal.p_value(signal.counts(m)):.3g}"),
+        "approvals_lost": _lost(signal, m),
     }
 
 
@@ -461,10 +470,10 @@ def drill_down(env: ToolEnv, args: DrillDownArgs) -> dict[str, Any]:
         return whole, list(breakdown(conn, dims, parent, [dim], cube=cube).values())
 
     whole, children = inv.with_cube(b, c, query)
-    drop = FailureModel().effect(FailureModel().counts(whole))
+    signal = _success_rate(inv, b, c)
     rows = []
     for child in children:
-        row = _segment_row(inv, child, drop)
+        row = _segment_row(signal, child, whole)
         row["value"] = child.segment[dim]
         rows.append(row)
     rows.sort(key=lambda r: (-r["approvals_lost"], -r["attempts"]["current"], r["value"]))
@@ -476,7 +485,7 @@ def drill_down(env: ToolEnv, args: DrillDownArgs) -> dict[str, Any]:
         "segment": parent,
         "dimension": dim,
         "windows": _windows_of(b, c),
-        "total": _segment_row(inv, whole, 0.0),
+        "total": _segment_row(signal, whole, None),
         "children": rows[:MAX_CHILDREN],
         "children_total": len(rows),
     }

@@ -1,21 +1,26 @@
-"""A real change no action can or should fix: an insufficient-funds (51) wave at month end.
+"""A real change no action can or should fix: an insufficient-funds (51) wave at month
+end, or a shift in the traffic mix.
 
-Recognised by what failed: insufficient-funds declines lead the moved declines. The
-generator puts it on the last day of a month.
+Recognised by what failed (insufficient-funds declines lead the moved declines) or by
+what moved (a segment's share of traffic grew while no rate dropped: a mix shift). The
+generator injects the month-end wave, on the last day of a month.
 """
 
 from __future__ import annotations
 
 from tools.incidents.confidence import CONFIDENCE
 from tools.incidents.spec import IncidentKindSpec, Injection, Recognition, Signature
+from tools.signals.names import SURPLUS
 
 # Insufficient-funds declines carrying this share of the moved failure mass name the kind.
 INSUFFICIENT_FUNDS_LEAD = 0.5
 
 
 def recognise(sig: Signature) -> Recognition | None:
-    """A rate drop led by insufficient-funds declines."""
-    if sig.metric != "success_rate" or sig.insufficient_funds < INSUFFICIENT_FUNDS_LEAD:
+    """A rate drop led by insufficient-funds declines, or a traffic-mix shift."""
+    if sig.mix_shift or sig.measures == SURPLUS:
+        return Recognition(CONFIDENCE.uncorroborated)
+    if not sig.failing or sig.insufficient_funds < INSUFFICIENT_FUNDS_LEAD:
         return None
     return Recognition(CONFIDENCE.clean)
 

@@ -18,11 +18,12 @@ from tools.incidents.spec import (
     Signature,
     World,
 )
+from tools.signals.names import MISSING, VOLUME
 
 
 def recognise(sig: Signature) -> Recognition | None:
     """A volume drop; surest with a release on the segment just before."""
-    if sig.metric != "volume":
+    if sig.measures != MISSING:
         return None
     return Recognition(
         CONFIDENCE.corroborated if sig.suspect_changes else CONFIDENCE.uncorroborated
@@ -43,7 +44,7 @@ KIND = IncidentKindSpec(
         root_shapes=((("payment_method",), 0.4), (("merchant_id",), 0.6)),
         effect=lambda s: (0.0, min(0.95, 0.95 * s)),
         eligible=eligible,
-        metric="volume",
+        metric=VOLUME,
         cause_change=CauseChange(kind="checkout_release", prefix="web-", versions=(100, 900)),
     ),
     acceptable=("rollback_config", "notify_oncall"),

@@ -22,7 +22,7 @@ FRAUD_LEAD = 0.5
 
 def recognise(sig: Signature) -> Recognition | None:
     """A rate drop led by fraud-screen declines; surest on a merchant with a rule change."""
-    if sig.metric != "success_rate" or sig.fraud < FRAUD_LEAD:
+    if not sig.failing or sig.fraud < FRAUD_LEAD:
         return None
     if "merchant_id" not in sig.dims:
         return Recognition(CONFIDENCE.out_of_place)

@@ -1,21 +1,26 @@
 """A route slows down: the slow tail grows, the slowest attempts time out.
 
-Recognised by what moved (a p95 latency shift, surest on a processor) or where it sits (a
-processor whose p99 tripled while its success rate barely dropped).
+Recognised by what moved (a p95 latency shift, surest on a processor; or a processor's
+approved attempts slowing down while the rest time out) or where it sits (a processor
+whose p99 tripled while its success rate barely dropped). Slow successes are what tell it
+from an outage, whose attempts fail fast or time out while successes keep their pace.
 """
 
 from __future__ import annotations
 
 from tools.incidents.confidence import CONFIDENCE
 from tools.incidents.spec import IncidentKindSpec, Injection, Recognition, Signature, by_location
+from tools.signals.names import LATENCY, SLOWNESS
 
 
 def recognise(sig: Signature) -> Recognition | None:
     """A p95 latency shift, or a processor with a slow tail; the stronger of the two."""
     claims: list[Recognition] = []
-    if sig.metric == "latency_p95":
-        on_route = sig.located_on == "processor"
+    on_route = sig.located_on == "processor"
+    if sig.measures == SLOWNESS:
         claims.append(Recognition(CONFIDENCE.clean if on_route else CONFIDENCE.elsewhere))
+    if on_route and sig.failing and sig.slow_successes:
+        claims.append(Recognition(CONFIDENCE.clean))
     if sig.located_on == "processor" and sig.slow_tail:
         tail = by_location(sig, CONFIDENCE.look_alike)
         if tail is not None:
@@ -29,7 +34,7 @@ KIND = IncidentKindSpec(
     injection=Injection(
         root_shapes=((("processor",), 0.7), (("processor", "issuer_country"), 0.3)),
         effect=lambda s: (0.3 + 0.4 * s, 1.0 + 9.0 * s),
-        metric="latency_p95",
+        metric=LATENCY,
         overrides={
             # The slow tail grows first: hit attempts slow down by the factor, those past
             # the processor's timeout fail as timeouts, a few are declined 91 by the issuer.

@@ -12,8 +12,8 @@ from tools.incidents.spec import IncidentKindSpec, Injection, Recognition, Signa
 
 
 def recognise(sig: Signature) -> Recognition | None:
-    """A processor failing with errors, not declines, and not just a slow tail."""
-    if sig.located_on != "processor" or sig.slow_tail or not sig.errors_lead:
+    """A processor failing with errors, not declines, and not a slow route."""
+    if sig.located_on != "processor" or sig.slow_tail or sig.slow_successes or not sig.errors_lead:
         return None
     whole = len(sig.dims) == 1
     return by_location(sig, CONFIDENCE.corroborated if whole else CONFIDENCE.uncorroborated)

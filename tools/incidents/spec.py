@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
+
+from tools.signals.names import FAILURES, SLOWNESS, SUCCESS_RATE, Measure
 
 # The name CONTRACT.md section 2 gives to "no incident".
 QUIET = "none"
@@ -29,6 +31,9 @@ SLOW_TAIL_P99_RATIO = 3.0
 SLOW_TAIL_MAX_DROP = 0.15
 # Errors lead a drop when the error-rate rise is at least this share of it.
 ERRORS_LEAD_SHARE = 0.6
+# Successes are slow when the p95 latency of approved attempts rose at least this much
+# (observe's own minimum p95 ratio for a latency anomaly).
+SLOW_SUCCESS_RATIO = 1.5
 
 
 class Change(Protocol):
@@ -43,13 +48,18 @@ class Change(Protocol):
 
 @dataclass(frozen=True)
 class Signature:
-    """The evidence features classification reads, from the primary root cause."""
+    """The evidence features classification reads, from one root cause.
 
-    metric: str  # what the root cause explains: success_rate, volume or latency_p95
+    `measures` is what the signal that localized the cause counts as bad (failing, slow,
+    missing or surplus attempts); `signals` are the names of every signal flagged on the
+    cause or around it.
+    """
+
+    metric: str  # the signal the root cause explains (tools/signals/names.py)
     dims: frozenset[str]
     segment: dict[str, str]
     drop: float  # success-rate drop, fraction
-    error_rise: float
+    error_rise: float  # errors and timeouts, fraction of attempts
     technical: float  # share of the moved failure mass per code family
     fraud: float
     authentication: float
@@ -59,6 +69,13 @@ class Signature:
     latency_ratio_p99: float
     moved_codes: tuple[str, ...]
     suspect_changes: tuple[Change, ...] = field(default=())
+    measures: Measure = FAILURES
+    signals: frozenset[str] = frozenset({SUCCESS_RATE})
+    approved_latency_ratio: float = 1.0  # p95 of approved attempts, current over baseline
+    mix_shift: bool = False  # the segment's share grew while no rate dropped
+    # A signal counting approvals lost (failed or missing attempts) is flagged around the
+    # cause: only then is a remedy that changes traffic warranted.
+    approvals_lost: bool = True
 
     @property
     def located_on(self) -> str | None:
@@ -66,9 +83,19 @@ class Signature:
         return next((d for d in LOCATIONS if d in self.dims), None)
 
     @property
+    def failing(self) -> bool:
+        """The cause is attempts that failed (a rate moved), not slow, missing or extra ones."""
+        return self.measures == FAILURES and not self.mix_shift
+
+    @property
     def technical_led(self) -> bool:
         """The failures are technical: a latency shift, or mostly technical codes."""
-        return self.metric == "latency_p95" or self.technical >= TECHNICAL_LEAD
+        return self.measures == SLOWNESS or self.technical >= TECHNICAL_LEAD
+
+    @property
+    def slow_successes(self) -> bool:
+        """Approved attempts slowed down: a slow route, not one failing fast or timing out."""
+        return self.approved_latency_ratio >= SLOW_SUCCESS_RATIO
 
     @property
     def slow_tail(self) -> bool:
@@ -98,8 +125,11 @@ Classifier = Callable[[Signature], Recognition | None]
 
 
 def by_location(sig: Signature, confidence: float) -> Recognition | None:
-    """A location claim on `sig`; a volume drop has no failing attempts to locate."""
-    return None if sig.metric == "volume" else Recognition(confidence, by_location=True)
+    """A location claim on `sig`: only failing or slow attempts have a location to blame
+    (a volume drop or a mix shift has no failing attempts to locate)."""
+    if sig.mix_shift or sig.measures not in (FAILURES, SLOWNESS):
+        return None
+    return Recognition(confidence, by_location=True)
 
 
 class World(Protocol):
@@ -163,19 +193,19 @@ class Injection:
     `root_shapes` are the usual root-cause dimensions with their odds; `eligible` says
     whether a candidate segment can carry the kind at all. `effect` maps a severity in
     [0, 1] to (hit share, factor): the share of the segment's current-window attempts hit,
-    and a kind-specific strength (a latency multiplier, a volume drop...). `metric` is
-    what the kind moves, and so how the generator measures whether the injection came out
-    a real incident: `success_rate`, `latency_p95` (slower, or a rate drop) or `volume`
-    (the factor is the share of current-window attempts that never arrive; at most one
-    such incident per scenario). `at_month_end` moves a scenario led by this kind to the
-    last day of a month.
+    and a kind-specific strength (a latency multiplier, a volume drop...). `metric` is the
+    signal the kind moves (a name from tools/signals/names.py), and so how the generator
+    measures whether the injection came out a real incident: `success_rate`,
+    `latency_p95` (slower, or a rate drop) or `volume` (the factor is the share of
+    current-window attempts that never arrive; at most one such incident per scenario).
+    `at_month_end` moves a scenario led by this kind to the last day of a month.
     """
 
     root_shapes: tuple[tuple[tuple[str, ...], float], ...]
     effect: Callable[[float], tuple[float, float]]
     overrides: Overrides = field(default_factory=dict)
     eligible: Callable[[World, Mapping[str, str]], bool] = always
-    metric: Literal["success_rate", "latency_p95", "volume"] = "success_rate"
+    metric: str = SUCCESS_RATE
     cause_change: CauseChange | None = None
     at_month_end: bool = False
 

@@ -22,7 +22,7 @@ MIN_CHALLENGE_SHARE = 0.15
 
 def recognise(sig: Signature) -> Recognition | None:
     """A rate drop led by authentication declines or a 3DS failure rise."""
-    if sig.metric != "success_rate":
+    if not sig.failing:
         return None
     if sig.authentication >= AUTHENTICATION_LEAD or sig.three_ds_failure_rise >= FAILURE_RATE_RISE:
         return Recognition(CONFIDENCE.clean)
