@@ -167,6 +167,7 @@ def test_a_merchant_failing_throughout_on_few_attempts_is_not_a_mix_shift(
     # mastercard slice, 6 attempts, as a "mix shift").
     folder = build(tmp_path, "fraud_rule_misfire", seed=seed, rows=12_000)
     truth = ScenarioSpec.model_validate_json((folder / "scenario.json").read_text()).expected
+    assert truth is not None
     result = observe(load(folder), CFG)
     assert result.root_cause == truth.root_cause
     assert not result.root_causes[0].mix_shift
