@@ -159,7 +159,7 @@ def codes_moved(shifts: Sequence[CodeShift], limit: int = 3) -> str:
 
 _ANOMALY_COLUMNS = (
     Column("segment", wraps=True),
-    Column("metric"),
+    Column("metric", wraps=True),
     Column("before", justify="right"),
     Column("now", justify="right"),
     Column("attempts now", drop=3, justify="right"),

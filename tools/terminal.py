@@ -88,6 +88,12 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width:
     return kept
 
 
+def _natural(column: Column, cells: Sequence[str]) -> int:
+    """Width a column takes unwrapped: its header, and its longest cell line."""
+    lines = [line for cell in cells for line in Text.from_markup(cell).plain.splitlines()]
+    return max([len(column.header), *(len(line) for line in lines)])
+
+
 def fitted_table(
     width: int,
     columns: Sequence[Column],
@@ -95,8 +101,21 @@ def fitted_table(
     *,
     title: str | None = None,
 ) -> Table:
-    """A borderless table of `rows` with the columns that fit in `width` (cells fold)."""
+    """A borderless table of `rows` with the columns that fit in `width`.
+
+    Each kept column gets at least its longest word (a wrapping column) or line, so a
+    `dimension=value` is never cut in two; what width is left goes to the wrapping
+    columns, the one closest to its unwrapped width first, up to that width.
+    """
     kept = fit_columns(columns, rows, width)
+    cells = {i: [row[i] for row in rows] for i in kept}
+    widths = {i: _needed(columns[i], cells[i]) for i in kept}
+    spare = width - sum(widths.values()) - COLUMN_GAP * (len(kept) - 1)
+    natural = {i: _natural(columns[i], cells[i]) for i in kept if columns[i].wraps}
+    for i in sorted(natural, key=lambda i: (natural[i] - widths[i], i)):
+        grow = max(0, min(spare, natural[i] - widths[i]))
+        widths[i] += grow
+        spare -= grow
     table = Table(
         title=title,
         title_justify="left",
@@ -105,7 +124,9 @@ def fitted_table(
         pad_edge=False,
     )
     for i in kept:
-        table.add_column(columns[i].header, justify=columns[i].justify, overflow="fold")
+        table.add_column(
+            columns[i].header, justify=columns[i].justify, overflow="fold", width=widths[i]
+        )
     for row in rows:
         table.add_row(*(row[i] for i in kept))
     return table
