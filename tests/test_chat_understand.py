@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.chat.context import Vocabulary
 from agent.chat.understand import parse
+from agent.chat.vocabulary import Vocabulary
 from agent.chat.windows import WindowSpecError, resolve_window
 from tools.contract import TimeWindow
 

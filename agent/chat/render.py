@@ -197,8 +197,7 @@ def _table(
         for r in shown
     ]
     fitted = [
-        TableColumn(safe(header), drop=_DROP.get(header, 0), wraps=True)
-        for header, _, _ in columns
+        TableColumn(safe(header), drop=_DROP.get(header, 0), wraps=True) for header, _, _ in columns
     ]
     table = fitted_table(width, fitted, cells, title=safe(title))
     if len(rows) > MAX_TABLE_ROWS:

@@ -26,9 +26,9 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.chat.context import Vocabulary
 from agent.chat.formats import clock, count, pct, pp
 from agent.chat.understand import Parsed, parse
+from agent.chat.vocabulary import Vocabulary
 from agent.models import StubChatModel
 from tools.contract import INCIDENT_KINDS, Segment, format_segment
 

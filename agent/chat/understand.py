@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent.chat.context import Vocabulary, fold
+from agent.chat.vocabulary import Vocabulary, fold
 from tools.decline_codes import (
     AUTHENTICATION_CODES,
     CATEGORY_1_CODES,
