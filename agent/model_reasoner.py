@@ -39,17 +39,15 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from agent.models import model_label, wrap_evidence
+
+# The shared types live in agent/state.py; re-exported for agent/reasoning.py until it
+# imports them from there.
+from agent.state import IncidentHypothesis as IncidentHypothesis
+from agent.state import ReasoningEvidence as ReasoningEvidence
+from agent.state import RemedyCandidate as RemedyCandidate
 from tools import actions
 from tools.config import DEFAULT_MODEL_TIMEOUT_S
-from tools.contract import (
-    ACTION_NAMES,
-    AnomalyRecord,
-    Decision,
-    IncidentKind,
-    ProcessorInfo,
-    RecentChange,
-    Segment,
-)
+from tools.contract import ACTION_NAMES, Decision, RecentChange, Segment
 from tools.guardrails.changes import same_change
 from tools.identifiers import resolve_identifier
 
@@ -70,39 +68,6 @@ FallbackReason = Literal[
 
 # ---------------------------------------------------------------------------------------
 # What the model reads and what it fills.
-
-
-class IncidentHypothesis(BaseModel):
-    """One incident classification the deterministic reasoner considered."""
-
-    incident_kind: IncidentKind
-    confidence: float
-    evidence: list[str] = Field(default_factory=list)
-
-
-class RemedyCandidate(BaseModel):
-    """A valid remedy with its simulated effect; `score` is the deterministic ranking."""
-
-    decision: Decision
-    estimated_improvement: float
-    score: float
-
-
-class ReasoningEvidence(BaseModel):
-    """Everything the model is shown, serialised as JSON between the evidence delimiters.
-
-    `candidates` are listed best first (the stub picks the first). Keep `anomalies` to the
-    top few: it is prompt text, and the model needs the lead signals, not the long tail.
-    """
-
-    scenario_id: str
-    incident_kind: IncidentKind
-    hypotheses: list[IncidentHypothesis] = Field(default_factory=list)
-    root_cause: list[Segment] = Field(default_factory=list)
-    anomalies: list[AnomalyRecord] = Field(default_factory=list)
-    candidates: list[RemedyCandidate] = Field(default_factory=list)
-    processors: dict[str, ProcessorInfo] = Field(default_factory=dict)
-    recent_changes: list[RecentChange] = Field(default_factory=list)
 
 
 class DecisionProposal(BaseModel):

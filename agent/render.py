@@ -16,8 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.model_reasoner import IncidentHypothesis
-from agent.state import AgentState, Approval
+from agent.state import AgentState, Approval, IncidentHypothesis
 from tools import actions
 from tools.config import Setting, format_value
 from tools.contract import (
