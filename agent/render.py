@@ -258,11 +258,6 @@ def render_observation(
 # A run, step by step.
 
 
-def describe_decision(decision: Decision) -> str:
-    """`action {params}` as printed (params as JSON, printable)."""
-    return f"{decision.action} {printable(json.dumps(decision.params, ensure_ascii=False))}"
-
-
 def _refused_line(r: RefusedRemedy) -> str:
     params = printable(json.dumps(r.params, ensure_ascii=False))
     rules = "; ".join(f"{v.rule}: {v.detail}" for v in r.violations)

@@ -156,13 +156,6 @@ def find_state_dir(environ: Mapping[str, str] | None = None, cwd: Path | None = 
     return StateDir(_user_state_dir(), "user")
 
 
-def state_dir() -> Path:
-    """Where payops keeps its databases (`find_state_dir`); created on first use."""
-    home = find_state_dir().path
-    home.mkdir(parents=True, exist_ok=True)
-    return home
-
-
 ConfigOrigin = Literal["option", "environment", "file", "none"]
 
 

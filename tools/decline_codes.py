@@ -101,9 +101,3 @@ def is_retryable_now(code: str) -> bool:
 def may_retry(code: str) -> bool:
     """A code payops knows to be retryable (technical or soft); unknown codes are not."""
     return code_class(code) in ("technical", "soft")
-
-
-def never_retry(code: str) -> bool:
-    """A code that must never be retried (category 1 or a forbidding merchant advice code)."""
-    c = canonical_code(code)
-    return c in CATEGORY_1_CODES or c in NEVER_RETRY_MAC

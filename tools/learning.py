@@ -20,7 +20,7 @@ from typing import IO, Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tools import sql
-from tools.config import LearningConfig, state_dir
+from tools.config import LearningConfig
 from tools.contract import (
     ActionName,
     Decision,
@@ -259,11 +259,6 @@ class OutcomeStore(sql.StoreHandle, Protocol):
         ...
 
 
-def default_learning_path() -> Path:
-    """The learning store file in the state directory."""
-    return state_dir() / LEARNING_FILE
-
-
 class LearningStore(sql.SqliteStore):
     """The SQLite `OutcomeStore`: outcomes of past decisions, kept for `retention_days`
     (config `learning.retention_days`).
@@ -275,12 +270,12 @@ class LearningStore(sql.SqliteStore):
 
     def __init__(
         self,
-        path: Path | None = None,
+        path: Path,
         retention_days: int | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.path = path if path is not None else default_learning_path()
+        self.path = path
         self.retention = timedelta(
             days=retention_days if retention_days is not None else LearningConfig().retention_days
         )

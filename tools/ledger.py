@@ -45,7 +45,6 @@ from typing import Any, Literal, Protocol, cast
 from pydantic_core import to_jsonable_python
 
 from tools import sql
-from tools.config import state_dir
 from tools.contract import Violation, iso
 from tools.crashpoints import crash_point
 
@@ -93,11 +92,6 @@ class LedgerEntry:
     executed_at: datetime | None
     owner: str = ""
     lease_until: datetime | None = None  # None: no lease (expired, or from before leases)
-
-    @property
-    def in_doubt(self) -> bool:
-        """Claimed but without an outcome: crashed or still running; never re-run blindly."""
-        return self.status == "claimed"
 
     @property
     def taken_at(self) -> datetime:
@@ -192,11 +186,6 @@ class LedgerStore(sql.StoreHandle, Protocol):
         ...
 
 
-def default_ledger_path() -> Path:
-    """The ledger file in the state directory."""
-    return state_dir() / LEDGER_FILE
-
-
 _OWNER: tuple[int, str] | None = None
 
 
@@ -247,13 +236,13 @@ class ActionLedger(sql.SqliteStore):
 
     def __init__(
         self,
-        path: Path | None = None,
+        path: Path,
         *,
         clock: Callable[[], datetime] | None = None,
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
     ) -> None:
-        self.path = path if path is not None else default_ledger_path()
+        self.path = path
         self._clock = clock or _utcnow
         self.owner = owner or process_owner()
         self.lease = lease
@@ -330,13 +319,6 @@ class ActionLedger(sql.SqliteStore):
         """Entries claimed at or after `since` (claimed or executed), oldest first."""
         with self._lock:
             rows = self._conn.execute(sql.LEDGER_HISTORY, {"since": iso(since)}).fetchall()
-        return [_entry(row) for row in rows]
-
-    def in_doubt(self, older_than: datetime | None = None) -> list[LedgerEntry]:
-        """Claimed entries without an outcome, oldest first (claimed at or before `older_than`)."""
-        before = iso(older_than if older_than is not None else self._clock())
-        with self._lock:
-            rows = self._conn.execute(sql.LEDGER_IN_DOUBT, {"before": before}).fetchall()
         return [_entry(row) for row in rows]
 
     def take_over(self, entry: LedgerEntry) -> bool:
