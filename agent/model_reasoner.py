@@ -48,6 +48,7 @@ from agent.state import RemedyCandidate as RemedyCandidate
 from tools import actions
 from tools.config import DEFAULT_MODEL_TIMEOUT_S
 from tools.contract import ACTION_NAMES, Decision, RecentChange, Segment
+from tools.fields import first_error
 from tools.guardrails.changes import same_change
 from tools.identifiers import resolve_identifier
 
@@ -249,9 +250,8 @@ def _to_decision(result: Any, label: str, evidence: ReasoningEvidence) -> Decisi
             rationale=parsed.rationale,  # the contract strips control characters and bounds it
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or parsed.action
-        raise _Rejected("invalid_params", f"{parsed.action}: {where}: {first['msg']}") from None
+        detail = f"{parsed.action}: {first_error(exc, parsed.action)}"
+        raise _Rejected("invalid_params", detail) from None
     return _in_evidence(decision, evidence)
 
 

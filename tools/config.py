@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from tools import actions
+from tools.fields import first_error
 from tools.guardrails.limits import (
     HARD_CEILINGS,
     HARD_FLOORS,
@@ -228,8 +229,7 @@ def _validate(path: Path, raw: dict[str, Any]) -> PayopsConfig:
         first = exc.errors()[0]
         if first["type"] == "extra_forbidden":
             raise _unknown_key(path, tuple(first["loc"])) from None
-        field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: field {field}: {first['msg']}") from None
+        raise ConfigError(f"{path}: field {first_error(exc)}") from None
 
 
 def load_config(path: Path | None = None) -> PayopsConfig:

@@ -47,6 +47,7 @@ from tools.contract import (
 )
 from tools.decline_codes import code_class
 from tools.detection import FailureModel
+from tools.fields import first_error
 from tools.guardrails import GuardVerdict
 from tools.learning import LearnedOutcome
 from tools.metrics import (
@@ -810,9 +811,7 @@ def _decision(env: ToolEnv, args: ActionArgs, obs: Observation, rationale: str) 
             rationale=rationale[:600],
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or args.action
-        raise ToolInputError(f"{args.action}: {where}: {first['msg']}") from None
+        raise ToolInputError(f"{args.action}: {first_error(exc, args.action)}") from None
 
 
 def _verdict_dict(verdict: Any) -> dict[str, Any]:
