@@ -23,6 +23,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from tools.contract import format_segment
+from tools.fields import canonical_json
 
 STUB_SPEC = "stub"
 
@@ -221,7 +222,7 @@ class StubChatModel(BaseChatModel):
         else:
             args = stub_proposal(evidence)
             # The id is derived from the content, so the same request gives the same message.
-            digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
+            digest = hashlib.sha256(canonical_json(args).encode()).hexdigest()[:16]
             call = ToolCall(name=tool_name, args=args, id=f"call_stub_{digest}", type="tool_call")
             message = AIMessage(content="", tool_calls=[call])
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 from tools import sql
 from tools.contract import iso
+from tools.fields import canonical_json
 
 APPROVALS_FILE = "approvals.db"
 
@@ -96,7 +97,7 @@ class SqliteApprovalStore(sql.SqliteStore):
         bind = {
             "thread_id": thread_id,
             "scenario_id": scenario_id,
-            "request": json.dumps(request, sort_keys=True),
+            "request": canonical_json(request),
             "now": iso(self._clock()),
         }
         with self._write() as conn:
@@ -120,7 +121,7 @@ class SqliteApprovalStore(sql.SqliteStore):
                 {
                     "thread_id": thread_id,
                     "scenario_id": scenario_id,
-                    "request": json.dumps(request, sort_keys=True),
+                    "request": canonical_json(request),
                     "now": now,
                 },
             )

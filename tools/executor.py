@@ -17,7 +17,6 @@ de-duplication is the second line, for an owner that outlived its lease.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Protocol
 
 from tools import actions, sql
 from tools.contract import Decision, Outcome, ScenarioContext, iso
+from tools.fields import canonical_json
 from tools.routes import SegmentSnapshot
 from tools.simulator import simulate
 
@@ -77,7 +77,7 @@ class SimulatorJournal(sql.SqliteStore):
                 {
                     "key": key,
                     "action": decision.action,
-                    "params": json.dumps(decision.params, sort_keys=True),
+                    "params": canonical_json(decision.params),
                     "outcome": outcome.model_dump_json(),
                     "now": iso(self._clock()),
                 },
@@ -150,5 +150,4 @@ def idempotency_key(decision: Decision, anomaly_fingerprint: str) -> str:
         # Two spellings of one action give one key (the retry codes are a set, say).
         "params": actions.get(decision.action).key_params(decision.params),
     }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()

@@ -31,6 +31,7 @@ from tools.contract import (
     iso,
     utc,
 )
+from tools.fields import canonical_json
 from tools.output import atomic_writer
 
 LEARNING_FILE = "learning.db"
@@ -293,8 +294,8 @@ class LearningStore(sql.SqliteStore):
             "thread_id": outcome.thread_id,
             "incident_kind": outcome.incident_kind,
             "action": outcome.action,
-            "segment": _dumps(outcome.segment),
-            "params": _dumps(outcome.params),
+            "segment": canonical_json(outcome.segment),
+            "params": canonical_json(outcome.params),
             "verdict": outcome.verdict,
             "improvement": outcome.improvement,
             "before": outcome.before,
@@ -385,11 +386,6 @@ class LearningStore(sql.SqliteStore):
             rows = self._conn.execute(sql.LEARNING_EXPORT)
             written = _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
         return written
-
-
-def _dumps(value: object) -> str:
-    # Canonical JSON so equal segments/params are equal text (groupable, diffable).
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _opt_float(value: float | None) -> float | None:

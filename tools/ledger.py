@@ -42,11 +42,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
-from pydantic_core import to_jsonable_python
-
 from tools import sql
 from tools.contract import Violation, iso
 from tools.crashpoints import crash_point
+from tools.fields import canonical_json
 
 LEDGER_FILE = "ledger.db"
 
@@ -274,7 +273,7 @@ class ActionLedger(sql.SqliteStore):
             "thread_id": thread_id,
             "scenario_id": scenario_id,
             "action": action,
-            "params": _dumps(params),
+            "params": canonical_json(params),
             "now": iso(now),
             "owner": self.owner,
             "lease_until": iso(now + self.lease),
@@ -295,7 +294,7 @@ class ActionLedger(sql.SqliteStore):
         Idempotent: once an outcome is recorded, later calls change nothing and return
         False (the first outcome wins). Raises LedgerError for a key that was never claimed.
         """
-        bind = {"key": key, "outcome": _dumps(outcome), "now": iso(self._clock())}
+        bind = {"key": key, "outcome": canonical_json(outcome), "now": iso(self._clock())}
         with self._write() as conn:
             if conn.execute(sql.LEDGER_RECORD_OUTCOME, bind).rowcount == 1:
                 return True
@@ -460,15 +459,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _dumps(value: object) -> str:
-    # Canonical JSON (sorted keys, no spaces) so equal params give equal text and keys;
-    # pydantic's encoder covers datetimes and models left in params.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=to_jsonable_python)
-
-
 def _plain(outcome: Mapping[str, Any] | None) -> JsonObject | None:
     # The same JSON view of the outcome `get` would return later.
-    return None if outcome is None else cast(JsonObject, json.loads(_dumps(outcome)))
+    return None if outcome is None else cast(JsonObject, json.loads(canonical_json(outcome)))
 
 
 def _time(text: str | None) -> datetime | None:

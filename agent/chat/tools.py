@@ -47,7 +47,7 @@ from tools.contract import (
 )
 from tools.decline_codes import code_class
 from tools.detection import FailureModel
-from tools.fields import first_error
+from tools.fields import canonical_json, first_error
 from tools.guardrails import GuardVerdict
 from tools.learning import LearnedOutcome
 from tools.metrics import (
@@ -1029,7 +1029,7 @@ def turn_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
 
 
 def _canonical_call(name: str, args: dict[str, Any]) -> str:
-    return name + json.dumps(args, sort_keys=True, ensure_ascii=False)
+    return name + canonical_json(args)
 
 
 def repeated_call(messages: list[AnyMessage], call_id: str) -> str | None:
