@@ -4,7 +4,8 @@
 transaction per outcome, safe for several processes), prunes rows older than the retention
 period, aggregates them in SQL (`stats`), exports them (`export`), and condenses them into
 a `LearningContext` the deterministic reasoner reads on its next cycle to rank remedies.
-`OutcomeStore` is its storage interface, which a PostgreSQL backend implements again.
+`OutcomeStore` is the storage interface the loop uses; `LearningStore` is its only
+implementation (SQLite), and a PostgreSQL one would implement the same protocol.
 """
 
 from __future__ import annotations

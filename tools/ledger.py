@@ -1,8 +1,8 @@
 """The action ledger: each action reaches the executor once per idempotency key.
 
 `execute_once` is the protocol every execution follows; `LedgerStore` is the storage it
-needs (`ActionLedger` keeps it in SQLite; a PostgreSQL backend implements the same
-methods). For one key:
+needs (`ActionLedger`, its only implementation, keeps it in SQLite; a PostgreSQL one would
+implement the same protocol). For one key:
 
 1. `get(key)`: an `executed` entry means the action already ran (a repeated or resumed
    run): return its stored outcome, execute nothing.
