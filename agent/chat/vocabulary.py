@@ -1,16 +1,12 @@
 """The names that occur in the loaded data, and how a question's or a tool argument's
-spelling is matched to them (by meaning: NFKC and case folding)."""
+spelling is matched to them: by meaning, as every identifier is (tools/identifiers.py)."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-
-def fold(text: str) -> str:
-    """Text compared by meaning, not spelling: Unicode NFKC, case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
+from tools.identifiers import normalize_identifier, resolve_identifier
 
 
 @dataclass(frozen=True)
@@ -31,17 +27,13 @@ class Vocabulary:
         return list(self.values)
 
     def canonical(self, dimension: str, value: str) -> str:
-        """The data's spelling of `value` in `dimension` (unchanged when it does not occur)."""
+        """The data's spelling of `value` in `dimension`; `value` in its kept spelling when
+        it does not occur (or names two values), so it matches nothing and fails closed."""
         known = self.values.get(dimension, {})
         if value in known:
             return value
-        folded = fold(value.strip())
-        for candidate in known:
-            if fold(candidate) == folded:
-                return candidate
-        return value.strip()
+        return resolve_identifier(value, known) or normalize_identifier(value)
 
     def canonical_dimension(self, name: str) -> str | None:
-        """The data's dimension called `name` (any case), or None."""
-        folded = fold(name.strip()).replace(" ", "_")
-        return next((d for d in self.values if fold(d) == folded), None)
+        """The data's dimension called `name` (any case, a space for `_`), or None."""
+        return resolve_identifier(normalize_identifier(name).replace(" ", "_"), self.values)
