@@ -110,7 +110,9 @@ def user_errors() -> Iterator[None]:
 
 
 def _demo_scenario() -> Path:
-    found = sorted(p.parent for p in DEMO_DIR.glob("*/scenario.json"))
+    from tools.data import SCENARIO_FILE
+
+    found = sorted(p.parent for p in DEMO_DIR.glob(f"*/{SCENARIO_FILE}"))
     if not found:
         raise UserError(f"no bundled demo scenario under {DEMO_DIR}")
     return found[0]

@@ -22,11 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evals.scoring import EXPECTED_FIELD
 from tools.contract import RunRecord, ScenarioSpec
-from tools.data import DataError
+from tools.data import SCENARIO_FILE, DataError, read_scenario
 from tools.fields import first_error
 from tools.output import write_text_atomic
-
-SCENARIO_FILE = "scenario.json"
 
 Runner = Callable[..., RunRecord]
 
@@ -78,7 +76,7 @@ def read_json_model(path: Path, model: type[ModelT]) -> ModelT:
 
 def read_spec(folder: Path) -> ScenarioSpec:
     """The scenario.json of a scenario folder; DataError names the file on a bad one."""
-    return read_json_model(folder / SCENARIO_FILE, ScenarioSpec)
+    return read_scenario(folder / SCENARIO_FILE)
 
 
 def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
