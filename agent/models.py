@@ -22,6 +22,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent.formats import change_pp
 from tools.contract import format_segment
 from tools.fields import canonical_json
 
@@ -145,7 +146,7 @@ def stub_proposal(evidence: dict[str, Any] | None) -> dict[str, Any]:
         "confidence": float(top.get("confidence", 0.5)),
         "rationale": (
             f"Evidence shows {summary}. Chose the top-ranked candidate {top['action']}, "
-            f"estimated to improve success rate by {improvement * 100:+.1f} pp."
+            f"estimated to improve success rate by {change_pp(improvement)}."
         ),
     }
 
@@ -164,7 +165,7 @@ def stub_summary(evidence: dict[str, Any] | None) -> str:
         improvement = float(candidates[0].get("estimated_improvement", 0.0))
         params = json.dumps(top.get("params", {}), sort_keys=True)
         text += f" Top candidate: {top.get('action')} {params}"
-        text += f", estimated {improvement * 100:+.1f} pp."
+        text += f", estimated {change_pp(improvement)}."
     else:
         text += " No candidate remedy."
     return text

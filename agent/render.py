@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
+from agent.formats import change_pp, count, pct
 from agent.state import AgentState, Approval, IncidentHypothesis
 from tools import actions
 from tools.config import Setting, format_value
@@ -41,11 +42,6 @@ from tools.text import printable
 TOP_ANOMALIES = 8
 _SEVERITY_COLOUR = {"critical": "red", "warning": "yellow", "info": "cyan"}
 _METRIC_NAME = {"success_rate": "success rate", "volume": "volume", "latency_p95": "latency p95"}
-
-
-def pct(x: float) -> str:
-    """A rate as a percentage with one decimal."""
-    return f"{x * 100:.1f}%"
 
 
 def span(window: TimeWindow) -> str:
@@ -141,14 +137,14 @@ def _values(a: AnomalyRecord) -> tuple[str, str]:
     if a.metric == "success_rate":
         return pct(a.baseline), pct(a.current)
     if a.metric == "volume":
-        return f"{a.baseline:,.0f}", f"{a.current:,.0f}"
-    return f"{a.baseline:,.0f} ms", f"{a.current:,.0f} ms"
+        return count(a.baseline), count(a.current)
+    return f"{count(a.baseline)} ms", f"{count(a.current)} ms"
 
 
 def codes_moved(shifts: Sequence[CodeShift], limit: int = 3) -> str:
     """`05 +26.1 pp, 62 +14.4 pp`: how the top codes' shares of attempts moved."""
     return ", ".join(
-        f"{c.code} {(c.current_share - c.baseline_share) * 100:+.1f} pp" for c in shifts[:limit]
+        f"{c.code} {change_pp(c.current_share - c.baseline_share)}" for c in shifts[:limit]
     )
 
 
@@ -183,7 +179,7 @@ def _evidence_line(ev: SegmentEvidence | None, metric: str) -> str:
         return ""
     b, c = ev.baseline, ev.current
     if metric == "latency_p95":
-        return f"p95 latency {b.latency_p95:,.0f} → {c.latency_p95:,.0f} ms"
+        return f"p95 latency {count(b.latency_p95)} → {count(c.latency_p95)} ms"
     if metric == "volume":
         return f"{b.attempts:,} attempts in the baseline, {c.attempts:,} now"
     rates = f"{pct(b.success_rate)} → {pct(c.success_rate)}"
@@ -391,7 +387,7 @@ class RunView:
             )
             c.print(
                 f"success rate{where}: {pct(outcome.before)} -> {pct(outcome.after)} "
-                f"({outcome.improvement * 100:+.1f} pp; 90% interval {pct(lo)}–{pct(hi)})"
+                f"({change_pp(outcome.improvement)}; 90% interval {pct(lo)}–{pct(hi)})"
             )
 
     def _learn(self, update: dict[str, Any]) -> None:
@@ -433,9 +429,9 @@ def render_stats(console: Console, stats: Sequence[ActionStats], title: str) -> 
     """Learning statistics; a page or no action changes no traffic, so it has no rate."""
 
     def f(x: float | None, as_pp: bool = True) -> str:
-        if x is None:
-            return "–"
-        return f"{x * 100:+.1f} pp" if as_pp else f"{x:.0%}"
+        if x is None or as_pp:
+            return change_pp(x)
+        return f"{x:.0%}"
 
     rows = []
     for s in stats:

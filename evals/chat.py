@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
-from agent.chat.formats import pct
+from agent.formats import pct
 from evals.harness import read_json_model, read_spec
 from tools.contract import ScenarioSpec
 from tools.data import SCENARIO_FILE, DataError

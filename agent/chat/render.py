@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.chat.budget import TRUNCATED_KEY
-from agent.chat.formats import clock, count, pct, pp
 from agent.chat.session import TurnResult
+from agent.formats import change_pp, clock, count, pct, pp
 from agent.state import ApprovalRequest
 from tools.contract import NO_VALUE, format_segment
 from tools.terminal import Column as TableColumn
@@ -238,7 +238,7 @@ def _decision_lines(data: dict[str, Any]) -> list[str]:
         lo, hi = effect.get("interval") or (effect["after"], effect["after"])
         lines.append(
             f"success rate {pct(effect['before'])} -> {pct(effect['after'])} "
-            f"({effect['improvement'] * 100:+.1f} pp, 90% interval {pct(lo)}–{pct(hi)})"
+            f"({change_pp(effect['improvement'])}, 90% interval {pct(lo)}–{pct(hi)})"
         )
     guard = data.get("guard")
     if isinstance(guard, dict):

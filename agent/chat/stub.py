@@ -26,9 +26,9 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.chat.formats import clock, count, pct, pp
 from agent.chat.understand import Parsed, parse
 from agent.chat.vocabulary import Vocabulary
+from agent.formats import change_pp, clock, count, pct, pp
 from agent.models import StubChatModel
 from tools.contract import INCIDENT_KINDS, Segment, format_segment
 from tools.fields import canonical_json
@@ -479,7 +479,7 @@ def answer_simulate(data: Data) -> str:
     text = (
         f"Dry run of {d['action']} {json.dumps(d['params'], ensure_ascii=False)}: "
         f"success rate of {where} {pct(est['before'])} -> {pct(est['after'])} "
-        f"({est['improvement'] * 100:+.1f} pp"
+        f"({change_pp(est['improvement'])}"
     )
     if est.get("interval"):
         lo, hi = est["interval"]
@@ -505,7 +505,7 @@ def answer_proposal(data: Data) -> str:
     if out:
         effect = (
             f": success rate {pct(out['before'])} -> {pct(out['after'])} "
-            f"({out['improvement'] * 100:+.1f} pp, simulated)"
+            f"({change_pp(out['improvement'])}, simulated)"
         )
     if status == "already_executed":
         return (

@@ -1,5 +1,6 @@
-"""How chat prints figures, in one place: the stub's answers, the tables a person sees and
-`eval --chat`'s expected facts all use these, so "91.2%" means the same everywhere."""
+"""How payops prints figures, in one place: what `payops run` and `observe` print, the
+chat stub's answers, the tables a person sees, the eval report and `eval --chat`'s
+expected facts all use these, so "91.2%" means the same everywhere."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def pct(x: Any) -> str:
 def pp(x: Any) -> str:
     """A change already in percentage points, signed: -25.55 -> `-25.6 pp`."""
     return MISSING if x is None else f"{x:+.1f} pp"
+
+
+def change_pp(x: Any) -> str:
+    """A change of a rate (a fraction) in percentage points, signed: -0.2555 -> `-25.6 pp`."""
+    return MISSING if x is None else pp(x * 100)
 
 
 def count(x: Any) -> str:
