@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from tools import actions, sql
 from tools.contract import Decision, Outcome, ScenarioContext, iso
-from tools.fields import canonical_json
+from tools.fields import canonical_json, utc_now
 from tools.routes import SegmentSnapshot
 from tools.simulator import simulate
 
@@ -61,7 +61,7 @@ class SimulatorJournal(sql.SqliteStore):
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
         super().__init__(path, durable=True, schema=sql.JOURNAL_SCHEMA)
 
     def apply(self, key: str, decision: Decision, compute: Callable[[], Outcome]) -> Outcome:

@@ -77,6 +77,11 @@ def utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime: the clock a store uses when it is given none."""
+    return datetime.now(UTC)
+
+
 def iso(ts: datetime) -> str:
     """Format a timestamp the way the contract writes them: `2026-03-01T10:15:02Z`."""
     return utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -14,7 +14,7 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
@@ -32,7 +32,7 @@ from tools.contract import (
     iso,
     utc,
 )
-from tools.fields import canonical_json
+from tools.fields import canonical_json, utc_now
 from tools.output import atomic_writer
 
 LEARNING_FILE = "learning.db"
@@ -52,10 +52,6 @@ _STATS_SQL: dict[str, str] = {
     "incident_kind": sql.LEARNING_STATS_BY_KIND,
     "kind_action": sql.LEARNING_STATS_BY_KIND_ACTION,
 }
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class LearnedOutcome(BaseModel):
@@ -84,7 +80,7 @@ class LearnedOutcome(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     reasoner: str = "deterministic"
     idempotency_key: str | None = None
-    recorded_at: datetime = Field(default_factory=_utcnow)
+    recorded_at: datetime = Field(default_factory=utc_now)
 
     @field_validator("recorded_at")
     @classmethod
@@ -281,7 +277,7 @@ class LearningStore(sql.SqliteStore):
         self.retention = timedelta(
             days=retention_days if retention_days is not None else LearningConfig().retention_days
         )
-        self._clock = clock or _utcnow
+        self._clock = clock or utc_now
         super().__init__(self.path, durable=False, schema=sql.LEARNING_SCHEMA)
         self._last_prune = self._clock()
         self.prune(self._last_prune)

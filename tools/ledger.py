@@ -38,14 +38,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
 from tools import sql
 from tools.contract import Violation, iso
 from tools.crashpoints import crash_point
-from tools.fields import canonical_json
+from tools.fields import canonical_json, utc_now
 
 LEDGER_FILE = "ledger.db"
 
@@ -242,7 +242,7 @@ class ActionLedger(sql.SqliteStore):
         lease: timedelta = DEFAULT_LEASE,
     ) -> None:
         self.path = path
-        self._clock = clock or _utcnow
+        self._clock = clock or utc_now
         self.owner = owner or process_owner()
         self.lease = lease
         super().__init__(self.path, durable=True, schema=sql.LEDGER_SCHEMA)
@@ -453,10 +453,6 @@ def _reconcile(
             ledger.withdraw(key)
             return RunOnceResult(None, executed_now=False, reconciled=True, refused=refused)
     return _execute(ledger, key, execute, reconciled=True)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _plain(outcome: Mapping[str, Any] | None) -> JsonObject | None:
