@@ -103,6 +103,8 @@ class ActResult:
 
 def anomaly_fingerprint(scenario_id: str, obs: Observation) -> str:
     """What identifies the incident an action answers: scenario, window and root cause."""
+    # Not tools.fields.canonical_json: these bytes are inside every idempotency key a
+    # ledger already holds, and another spelling would give a repeated run a new key.
     payload = {
         "scenario": scenario_id,
         "current": [obs.current.start.isoformat(), obs.current.end.isoformat()],

@@ -1,4 +1,6 @@
-"""The `payops` command line: run, approve/reject, chat, observe, generate, eval, learn, config.
+"""The agent's commands of the `payops` command line: run, approve/reject, chat, observe,
+generate, learn, config. The installed `payops` (evals/cli.py) is these and `eval`: evals
+depends on agent, never the reverse, so the top layer puts the two together.
 
 Heavy modules (LangGraph, DuckDB) are imported inside the commands that need them, so
 `payops --help` is instant and `payops run` pays only for what it uses. Every error a user
@@ -29,12 +31,8 @@ if TYPE_CHECKING:
     from tools.data import Dataset
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    context_settings=CONTEXT_SETTINGS,
-    help="payops: observe authorization rates, reason about incidents, guard, act, learn.",
-)
+# The agent's commands; evals/cli.py adds them to the `payops` command as they are.
+app = typer.Typer(add_completion=False, no_args_is_help=True, context_settings=CONTEXT_SETTINGS)
 learn_app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -77,24 +75,6 @@ AllOption = Annotated[
 ]
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-
-        typer.echo(f"payops {version('payops')}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    _: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
-    ] = False,
-) -> None:
-    """payops: observe authorization rates, reason about incidents, guard, act, learn."""
-
-
 class UserError(Exception):
     """An error the user can fix; printed without a traceback."""
 
@@ -130,7 +110,9 @@ def user_errors() -> Iterator[None]:
 
 
 def _demo_scenario() -> Path:
-    found = sorted(p.parent for p in DEMO_DIR.glob("*/scenario.json"))
+    from tools.data import SCENARIO_FILE
+
+    found = sorted(p.parent for p in DEMO_DIR.glob(f"*/{SCENARIO_FILE}"))
     if not found:
         raise UserError(f"no bundled demo scenario under {DEMO_DIR}")
     return found[0]
@@ -462,43 +444,6 @@ def generate(
             out.print(printable(str(p)))
 
 
-@app.command("eval")
-def evaluate(
-    paths: Annotated[list[Path] | None, typer.Argument(help="scenario folders or parents")] = None,
-    model: Annotated[
-        list[str] | None,
-        typer.Option("--model", help="model spec; give two to compare them"),
-    ] = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="results JSONL")] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="write a report here")] = None,
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", help="parallel workers (default: every core)")
-    ] = None,
-    compare: Annotated[
-        tuple[Path, Path] | None,
-        typer.Option("--compare", help="compare two results files A.jsonl B.jsonl"),
-    ] = None,
-    chat: Annotated[
-        bool, typer.Option("--chat", help="score recorded conversations (default: evals/chat)")
-    ] = False,
-) -> None:
-    """Score decisions on recorded scenarios, or chat answers on recorded conversations."""
-    with user_errors():
-        out = make_console()
-        if chat:
-            from evals.chat import run_chat_eval
-
-            if model is not None and len(model) > 1:
-                raise UserError("--chat takes one --model")
-            scores = run_chat_eval(paths or [], model[0] if model else None, out_file, out)
-            if not all(s.passed for s in scores):
-                raise typer.Exit(1)
-            return
-        from agent.eval_cli import run_eval
-
-        run_eval(paths or [], model or [], out_file, report, jobs, compare, out)
-
-
 @learn_app.command("stats")
 def learn_stats(
     by: Annotated[str, typer.Option(help="action, incident_kind or kind_action")] = "kind_action",
@@ -568,8 +513,3 @@ def show_config(
             sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
             return
         render_settings(make_console(), found.describe(), state.describe(), settings)
-
-
-def main() -> None:
-    """Console-script entry point."""
-    app()

@@ -39,17 +39,11 @@ from tenacity import (
 from tenacity.wait import wait_base
 
 from agent.models import model_label, wrap_evidence
+from agent.state import ReasoningEvidence
 from tools import actions
 from tools.config import DEFAULT_MODEL_TIMEOUT_S
-from tools.contract import (
-    ACTION_NAMES,
-    AnomalyRecord,
-    Decision,
-    IncidentKind,
-    ProcessorInfo,
-    RecentChange,
-    Segment,
-)
+from tools.contract import ACTION_NAMES, Decision, RecentChange, Segment
+from tools.fields import first_error
 from tools.guardrails.changes import same_change
 from tools.identifiers import resolve_identifier
 
@@ -70,42 +64,6 @@ FallbackReason = Literal[
 
 # ---------------------------------------------------------------------------------------
 # What the model reads and what it fills.
-
-
-class IncidentHypothesis(BaseModel):
-    """One incident classification the deterministic reasoner considered."""
-
-    incident_kind: IncidentKind
-    confidence: float
-    evidence: list[str] = Field(default_factory=list)
-    # The root cause this hypothesis reads, when it is an alternative the data fits as
-    # well as the primary one (None: the primary root cause).
-    segment: Segment | None = None
-
-
-class RemedyCandidate(BaseModel):
-    """A valid remedy with its simulated effect; `score` is the deterministic ranking."""
-
-    decision: Decision
-    estimated_improvement: float
-    score: float
-
-
-class ReasoningEvidence(BaseModel):
-    """Everything the model is shown, serialised as JSON between the evidence delimiters.
-
-    `candidates` are listed best first (the stub picks the first). Keep `anomalies` to the
-    top few: it is prompt text, and the model needs the lead signals, not the long tail.
-    """
-
-    scenario_id: str
-    incident_kind: IncidentKind
-    hypotheses: list[IncidentHypothesis] = Field(default_factory=list)
-    root_cause: list[Segment] = Field(default_factory=list)
-    anomalies: list[AnomalyRecord] = Field(default_factory=list)
-    candidates: list[RemedyCandidate] = Field(default_factory=list)
-    processors: dict[str, ProcessorInfo] = Field(default_factory=dict)
-    recent_changes: list[RecentChange] = Field(default_factory=list)
 
 
 class DecisionProposal(BaseModel):
@@ -287,9 +245,8 @@ def _to_decision(result: Any, label: str, evidence: ReasoningEvidence) -> Decisi
             rationale=parsed.rationale,  # the contract strips control characters and bounds it
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or parsed.action
-        raise _Rejected("invalid_params", f"{parsed.action}: {where}: {first['msg']}") from None
+        detail = f"{parsed.action}: {first_error(exc, parsed.action)}"
+        raise _Rejected("invalid_params", detail) from None
     return _in_evidence(decision, evidence)
 
 

@@ -22,7 +22,9 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent.formats import change_pp
 from tools.contract import format_segment
+from tools.fields import canonical_json
 
 STUB_SPEC = "stub"
 
@@ -144,7 +146,7 @@ def stub_proposal(evidence: dict[str, Any] | None) -> dict[str, Any]:
         "confidence": float(top.get("confidence", 0.5)),
         "rationale": (
             f"Evidence shows {summary}. Chose the top-ranked candidate {top['action']}, "
-            f"estimated to improve success rate by {improvement * 100:+.1f} pp."
+            f"estimated to improve success rate by {change_pp(improvement)}."
         ),
     }
 
@@ -163,7 +165,7 @@ def stub_summary(evidence: dict[str, Any] | None) -> str:
         improvement = float(candidates[0].get("estimated_improvement", 0.0))
         params = json.dumps(top.get("params", {}), sort_keys=True)
         text += f" Top candidate: {top.get('action')} {params}"
-        text += f", estimated {improvement * 100:+.1f} pp."
+        text += f", estimated {change_pp(improvement)}."
     else:
         text += " No candidate remedy."
     return text
@@ -221,7 +223,7 @@ class StubChatModel(BaseChatModel):
         else:
             args = stub_proposal(evidence)
             # The id is derived from the content, so the same request gives the same message.
-            digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
+            digest = hashlib.sha256(canonical_json(args).encode()).hexdigest()[:16]
             call = ToolCall(name=tool_name, args=args, id=f"call_stub_{digest}", type="tool_call")
             message = AIMessage(content="", tool_calls=[call])
         return ChatResult(generations=[ChatGeneration(message=message)])

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
+from agent.state import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
 from tools import actions, incidents
 from tools.contract import (
     Decision,

@@ -16,8 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from agent.model_reasoner import IncidentHypothesis
-from agent.state import AgentState, Approval
+from agent.formats import change_pp, count, level, pct
+from agent.state import AgentState, Approval, IncidentHypothesis
 from tools import actions
 from tools.config import Setting, format_value
 from tools.contract import (
@@ -41,11 +41,6 @@ from tools.text import printable
 # Anomalous segments listed unless `--all` is given.
 TOP_ANOMALIES = 8
 _SEVERITY_COLOUR = {"critical": "red", "warning": "yellow", "info": "cyan"}
-
-
-def pct(x: float) -> str:
-    """A rate as a percentage with one decimal."""
-    return f"{x * 100:.1f}%"
 
 
 def span(window: TimeWindow) -> str:
@@ -138,10 +133,10 @@ def same_traffic(
 
 
 def _values(a: AnomalyRecord) -> tuple[str, str]:
-    from tools.signals.registry import format_level, unit_of
+    from tools.signals.registry import unit_of
 
     unit = unit_of(a.metric)
-    return format_level(unit, a.baseline), format_level(unit, a.current)
+    return level(unit, a.baseline), level(unit, a.current)
 
 
 def _signal_name(a: AnomalyRecord) -> str:
@@ -153,7 +148,7 @@ def _signal_name(a: AnomalyRecord) -> str:
 def codes_moved(shifts: Sequence[CodeShift], limit: int = 3) -> str:
     """`05 +26.1 pp, 62 +14.4 pp`: how the top codes' shares of attempts moved."""
     return ", ".join(
-        f"{c.code} {(c.current_share - c.baseline_share) * 100:+.1f} pp" for c in shifts[:limit]
+        f"{c.code} {change_pp(c.current_share - c.baseline_share)}" for c in shifts[:limit]
     )
 
 
@@ -191,7 +186,7 @@ def _evidence_line(ev: SegmentEvidence | None, metric: str) -> str:
     b, c = ev.baseline, ev.current
     unit = unit_of(metric)
     if unit == "ms":
-        return f"p95 latency {b.latency_p95:,.0f} → {c.latency_p95:,.0f} ms"
+        return f"p95 latency {count(b.latency_p95)} → {count(c.latency_p95)} ms"
     if unit == "attempts":
         return f"{b.attempts:,} attempts in the baseline, {c.attempts:,} now"
     rates = f"{pct(b.success_rate)} → {pct(c.success_rate)}"
@@ -264,11 +259,6 @@ def render_observation(
 
 # ---------------------------------------------------------------------------------------
 # A run, step by step.
-
-
-def describe_decision(decision: Decision) -> str:
-    """`action {params}` as printed (params as JSON, printable)."""
-    return f"{decision.action} {printable(json.dumps(decision.params, ensure_ascii=False))}"
 
 
 def _refused_line(r: RefusedRemedy) -> str:
@@ -404,7 +394,7 @@ class RunView:
             )
             c.print(
                 f"success rate{where}: {pct(outcome.before)} -> {pct(outcome.after)} "
-                f"({outcome.improvement * 100:+.1f} pp; 90% interval {pct(lo)}–{pct(hi)})"
+                f"({change_pp(outcome.improvement)}; 90% interval {pct(lo)}–{pct(hi)})"
             )
 
     def _learn(self, update: dict[str, Any]) -> None:
@@ -446,9 +436,9 @@ def render_stats(console: Console, stats: Sequence[ActionStats], title: str) -> 
     """Learning statistics; a page or no action changes no traffic, so it has no rate."""
 
     def f(x: float | None, as_pp: bool = True) -> str:
-        if x is None:
-            return "–"
-        return f"{x * 100:+.1f} pp" if as_pp else f"{x:.0%}"
+        if x is None or as_pp:
+            return change_pp(x)
+        return f"{x:.0%}"
 
     rows = []
     for s in stats:

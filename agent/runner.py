@@ -25,7 +25,13 @@ from langgraph.types import Command, StateSnapshot
 from agent.context import CHECKPOINT_FILE, Context
 from agent.graph import compile_graph
 from agent.models import load_chat_model
-from agent.state import AgentState, Approval, ApprovalRequest
+from agent.state import (
+    AgentState,
+    Approval,
+    ApprovalRequest,
+    IncidentHypothesis,
+    RemedyCandidate,
+)
 from tools import sql
 from tools.approvals import ApprovalRecord
 from tools.config import PayopsConfig
@@ -65,7 +71,6 @@ def chat_model(spec: str | None) -> BaseChatModel | None:
 
 def checkpoint_serde() -> JsonPlusSerializer:
     """The checkpoint serializer, allowed to rebuild exactly the state's own models."""
-    from agent.model_reasoner import IncidentHypothesis, RemedyCandidate
     from tools.contract import (
         ApprovalReason,
         Decision,

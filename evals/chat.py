@@ -32,10 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
-from agent.chat.formats import pct
+from agent.formats import pct
 from evals.harness import read_json_model, read_spec
 from tools.contract import ScenarioSpec
-from tools.data import DataError
+from tools.data import SCENARIO_FILE, DataError
 from tools.output import write_text_atomic
 
 CASES_DIR = Path(__file__).resolve().parent / "chat"
@@ -151,7 +151,7 @@ def discover_cases(paths: Sequence[Path]) -> list[Path]:
 def _scenario_folder(case: ChatCase, case_file: Path) -> Path:
     for base in (case_file.parent, SCENARIOS_DIR):
         folder = (base / case.scenario).resolve()
-        if (folder / "scenario.json").is_file():
+        if (folder / SCENARIO_FILE).is_file():
             return folder
     raise DataError(case_file, f"field scenario: no scenario folder {case.scenario!r}")
 

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
@@ -22,10 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from evals.scoring import EXPECTED_FIELD
 from tools.contract import RunRecord, ScenarioSpec
-from tools.data import DataError
+from tools.data import SCENARIO_FILE, DataError, read_scenario
+from tools.fields import first_error
 from tools.output import write_text_atomic
-
-SCENARIO_FILE = "scenario.json"
 
 Runner = Callable[..., RunRecord]
 
@@ -72,14 +71,12 @@ def read_json_model(path: Path, model: type[ModelT]) -> ModelT:
     except OSError as exc:
         raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise DataError(path, f"{where}: {first['msg']}") from None
+        raise DataError(path, first_error(exc)) from None
 
 
 def read_spec(folder: Path) -> ScenarioSpec:
     """The scenario.json of a scenario folder; DataError names the file on a bad one."""
-    return read_json_model(folder / SCENARIO_FILE, ScenarioSpec)
+    return read_scenario(folder / SCENARIO_FILE)
 
 
 def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
@@ -232,8 +229,5 @@ def load_records(path: Path) -> list[RunRecord]:
         try:
             records.append(RunRecord.model_validate_json(line))
         except ValidationError as exc:
-            first: dict[str, Any] = dict(exc.errors()[0])
-            where = ".".join(str(p) for p in first["loc"])
-            reason = f"{where}: {first['msg']}" if where else str(first["msg"])
-            raise DataError(path, f"not a run record: {reason}", line=number) from None
+            raise DataError(path, f"not a run record: {first_error(exc)}", line=number) from None
     return records

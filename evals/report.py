@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 
+from agent.formats import change_pp, pct
 from evals.scoring import (
     CALIBRATION_BINS,
     HEADLINE,
@@ -65,7 +66,7 @@ def format_figure(name: str, value: float | None) -> str:
     if value is None:
         return "n/a"
     if name in _RATES:
-        return f"{value * 100:.1f}%"
+        return pct(value)
     if name in _COUNTS:
         return str(int(value))
     if name.endswith("_ms"):
@@ -129,7 +130,7 @@ def format_change(name: str, delta: float | None) -> str:
     if delta == 0:
         return "="
     if name in _RATES:
-        return f"{delta * 100:+.1f} pp"
+        return change_pp(delta)
     if name in _COUNTS:
         return f"{int(delta):+d}"
     if name.endswith("_ms"):

@@ -57,6 +57,7 @@ from tools.contract import (
     segment_key,
 )
 from tools.data import DataError
+from tools.fields import first_error
 
 CALIBRATION_BINS = 10
 # The field of a run record that carries its scenario's `expected` (written by the harness).
@@ -462,9 +463,7 @@ def load_floors(path: Path) -> Floors:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(path, f"cannot read floors: {exc}") from None
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise DataError(path, f"field {where}: {first['msg']}") from None
+        raise DataError(path, f"field {first_error(exc)}") from None
 
 
 def _figure(m: Metrics, name: str) -> float | None:

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from tools.contract import Decision, Outcome, ScenarioContext
+from tools.output import write_text_atomic
 from tools.routes import SegmentSnapshot
 from tools.simulator import simulate
 
@@ -47,9 +48,7 @@ class CountingExecutor:
             return done
         outcome = simulate(decision, snap, context)
         target = self.folder / "applied" / f"{idempotency_key}.json"
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(outcome.model_dump_json(), encoding="utf-8")
-        os.replace(tmp, target)
+        write_text_atomic(target, outcome.model_dump_json())
         return outcome
 
     def applied(self, idempotency_key: str) -> Outcome | None:

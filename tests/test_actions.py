@@ -162,7 +162,7 @@ def test_payops_toml_tightens_a_registered_actions_limits(tmp_path: Path) -> Non
         assert (limits.of(toy_action.TTL), limits.of(toy_action.MAX_BATCH)) == (30, 5000)
     # Without the action, its limits are no setting at all.
     with pytest.raises(
-        ConfigError, match=r"unknown key .max_card_refresh_ttl_minutes. in \[guard\]"
+        ConfigError, match=r"unknown key 'max_card_refresh_ttl_minutes' in \[guard\]"
     ):
         load_config(path)
 

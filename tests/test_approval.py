@@ -65,7 +65,7 @@ def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 def _command(*args: str) -> list[str]:
     if PAYOPS.exists():
         return [str(PAYOPS), *args]
-    return [sys.executable, "-c", "from agent.cli import main; main()", *args]
+    return [sys.executable, "-c", "from evals.cli import main; main()", *args]
 
 
 def payops(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from agent.cli import app
+from evals.cli import app
 from tools.generate import GenerateOptions, generate_scenario
 from tools.learning import LEARNING_FILE, LearningStore
 

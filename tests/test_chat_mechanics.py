@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.graph import StateGraph
+from rich.console import Console
 
 from agent.chat import build_chat_graph
 from agent.chat.budget import MIN_BUDGET, TRUNCATED_KEY, fit
 from agent.chat.context import ChatContext
 from agent.chat.figures import check_figures
-from agent.chat.session import ChatError, ChatSession
+from agent.chat.render import render_answer
+from agent.chat.session import ChatError, ChatSession, TurnResult
 from agent.runner import memory_checkpointer
 from tests.chat_helpers import ScriptedModel, session
 from tests.test_approval import payops
@@ -161,10 +163,20 @@ def test_check_figures_accepts_what_a_tool_returned_in_any_printing() -> None:
     results = [json.dumps({"rate": 0.912345, "attempts": 3412, "lost": 123.4, "pp": -42.73,
                            "at": "2026-03-01T21:00:00Z", "code": "91"})]  # fmt: skip
     ok = check_figures("91.2% (was 91%), 3,412 attempts, 123 lost, -42.7 pp since 21:00", results)
-    assert ok.verified, ok
+    assert ok.unverified == (), ok
     assert ok.figures
     bad = check_figures("acq_2 fell 17.5 pp on 3DS at p95 x7, about 2,000 attempts", results)
     assert bad.unverified == ("17.5 pp", "2,000")
+
+
+def test_an_answer_prints_as_written_markup_across_lines_included() -> None:
+    # Markup was escaped line by line, so a tag split over two lines reached rich as markup.
+    answer = "acq_b [bold\nred] fell; see [/\nx] and \x1b[31m"
+    turn = TurnResult(thread_id="t-1", question="q", answer=answer, tool_calls=[], pending=None)
+    console = Console(record=True, width=80, color_system=None)
+    render_answer(console, turn)
+    text = console.export_text()
+    assert "[bold\nred]" in text and "[/\nx]" in text and "\\x1b[31m" in text
 
 
 def test_the_graph_is_exported_uncompiled_and_runs_without_a_checkpointer(

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.chat.context import Vocabulary
 from agent.chat.understand import parse
+from agent.chat.vocabulary import Vocabulary
 from agent.chat.windows import WindowSpecError, resolve_window
 from tools.contract import TimeWindow
 
@@ -34,6 +34,19 @@ def test_values_of_any_dimension_in_any_script_and_case() -> None:
         "storefront": "大阪",
     }
     assert p.intent == "metrics"
+
+
+def test_tool_arguments_name_data_values_as_any_identifier_does() -> None:
+    # Chat folded case only; every other comparison in payops also joins inner spaces.
+    vocab = Vocabulary(
+        values={"merchant_id": {"Café Paris": 3, "m_1": 2}, "issuer_country": {"BR": 4}},
+        codes=frozenset(),
+        processors=(),
+    )
+    assert vocab.canonical("issuer_country", " ｂｒ ") == "BR"
+    assert vocab.canonical("merchant_id", "café  paris") == "Café Paris"
+    assert vocab.canonical("merchant_id", "m_2") == "m_2"  # unknown: kept, matches nothing
+    assert vocab.canonical_dimension("Issuer  Country") == "issuer_country"
 
 
 def test_short_codes_are_values_only_in_capitals() -> None:

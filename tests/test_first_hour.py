@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from agent.cli import app
+from evals.cli import app
 from tests.own_data import EXAMPLE
 from tools.generate import GenerateOptions, generate_scenario
 

@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.test_graph import ProposingModel, ledger_rows, run_cycle
+from tests.toy_guard_rule import FROZEN_PROCESSOR, change_freeze
 from tools import actions
 from tools.actions.shift_traffic import MAX_STEP
 from tools.config import load_config
@@ -38,6 +40,7 @@ from tools.guardrails import (
     GuardVerdict,
     effective_limits,
     evaluate,
+    registered_rule,
 )
 from tools.routes import RouteStats, SegmentSnapshot
 
@@ -795,3 +798,38 @@ def _check_invariants(
         assert p["max_attempts"] <= 2
         cross = p.get("backup_processor") not in (None, p["segment"].get("processor"))
         assert not (cross and "51" in p["decline_codes"])
+
+
+# --------------------------------------------------------------------------------------
+# A new rule is one function and one registry line, and the whole loop obeys it.
+
+DEMO = Path(__file__).resolve().parents[1] / "agent" / "demo" / "demo-processor-degradation-us"
+
+
+def test_a_toy_rule_registered_in_one_line_governs_the_loop(tmp_path: Path) -> None:
+    before = run_cycle(DEMO, tmp_path / "before").record
+    assert before.decision is not None and before.verdict == "executed"
+    shift = before.decision
+    assert shift.action == "shift_traffic" and shift.params["to_processor"] == FROZEN_PROCESSOR
+    proposal = {"action": shift.action, "params": shift.params, "confidence": 0.99,
+                "rationale": "move traffic to the healthy processor"}  # fmt: skip
+
+    with registered_rule(change_freeze):
+        insisted = run_cycle(DEMO, tmp_path / "model", model=ProposingModel(proposal=proposal))
+        chosen = run_cycle(DEMO, tmp_path / "reasoner")
+
+    # Guard runs the rule: a model insisting on the shift is blocked, nothing executes.
+    assert insisted.record.decision is not None
+    assert insisted.record.decision.reasoner == "model:rogue"
+    assert insisted.record.verdict == "blocked" and insisted.record.outcome is None
+    assert "change_freeze" in {v.rule for v in insisted.record.violations}
+    assert not any(status == "executed" for *_, status in ledger_rows(tmp_path / "model"))
+    # The reasoner reads it too: it names what the rule refuses and acts within it.
+    refused = {r.action: {v.rule for v in r.violations} for r in chosen.record.refused}
+    assert refused["shift_traffic"] == {"change_freeze"}
+    assert chosen.record.decision is not None and chosen.record.verdict == "executed"
+    assert chosen.record.decision.params.get("to_processor") != FROZEN_PROCESSOR
+    assert chosen.record.decision.params.get("backup_processor") != FROZEN_PROCESSOR
+    # Out of the block the rule is gone.
+    after = run_cycle(DEMO, tmp_path / "after").record
+    assert after.decision == before.decision and after.refused == []

@@ -21,13 +21,9 @@ from langgraph.types import interrupt as langgraph_interrupt
 from pydantic import PrivateAttr
 from tenacity import wait_none
 
-from agent.model_reasoner import (
-    ReasoningEvidence,
-    build_messages,
-    decide_with_model,
-    is_transient_error,
-)
+from agent.model_reasoner import build_messages, decide_with_model, is_transient_error
 from agent.models import EVIDENCE_CLOSE, EVIDENCE_OPEN, StubChatModel
+from agent.state import ReasoningEvidence
 from tests.test_graph import run_cycle
 from tests.test_models import notify, sample_evidence, shift
 from tools.config import ModelConfig, PayopsConfig, load_config

@@ -7,12 +7,7 @@ import importlib.util
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from agent.model_reasoner import (
-    DecisionProposal,
-    ReasoningEvidence,
-    RemedyCandidate,
-    build_messages,
-)
+from agent.model_reasoner import DecisionProposal, build_messages
 from agent.models import (
     EVIDENCE_CLOSE,
     ModelConfigError,
@@ -22,6 +17,7 @@ from agent.models import (
     model_label,
     wrap_evidence,
 )
+from agent.state import ReasoningEvidence, RemedyCandidate
 from tools.contract import AnomalyRecord, CodeShift, Decision, RecentChange
 
 ROOT = {"processor": "acq_a", "issuer_country": "BR"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -259,6 +260,23 @@ def test_idempotency_key_depends_on_content_only() -> None:
     assert idempotency_key(base, "fp-2") != key
     assert idempotency_key(_retry(["timeout", "91"], max_attempts=1), "fp-1") != key
     assert idempotency_key(_shift(20), "fp-1") != idempotency_key(_shift(25), "fp-1")
+
+
+def test_an_idempotency_key_is_the_sha256_of_its_canonical_json() -> None:
+    # The spelling is part of every key a ledger holds: sorted keys, no spaces, non-ASCII
+    # as it is. Another spelling would let a repeated run claim the same action again.
+    decision = Decision(
+        action="shift_traffic",
+        confidence=0.9,
+        params={"segment": {"processor": "acq_a", "issuer_country": "ÖS"},
+                "from_processor": "acq_a", "to_processor": "acq_b", "percent": 20},
+    )  # fmt: skip
+    text = (
+        '{"action":"shift_traffic","anomaly":"fp-ü","params":{"from_processor":"acq_a",'
+        '"percent":20.0,"segment":{"issuer_country":"ÖS","processor":"acq_a"},'
+        '"to_processor":"acq_b"}}'
+    )
+    assert idempotency_key(decision, "fp-ü") == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_idempotency_key_is_stable_across_processes() -> None:

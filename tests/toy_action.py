@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tools.actions import estimates
+from tools.actions.estimates import recover
 from tools.actions.spec import (
     ActionLimit,
     ActionSpec,
@@ -43,7 +43,7 @@ def estimate(
     """The expired-card declines the updater refreshes, approved at the approval rate."""
     n = snap.decline_codes.get(EXPIRED_CARD, 0)
     note = f"{n} expired-card declines, {UPDATER_HIT_RATE:.0%} refreshed by the updater"
-    return estimates.recover(snap, n * UPDATER_HIT_RATE, note)
+    return recover(snap, n * UPDATER_HIT_RATE, note)
 
 
 def candidates(incident: Incident) -> list[RefreshCardCredentialsParams]:

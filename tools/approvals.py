@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from tools import sql
 from tools.contract import iso
+from tools.fields import canonical_json, utc_now
 
 APPROVALS_FILE = "approvals.db"
 
@@ -88,7 +89,7 @@ class SqliteApprovalStore(sql.SqliteStore):
     """The SQLite `ApprovalStore`; safe between threads and processes."""
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
         super().__init__(path, durable=True, schema=sql.APPROVALS_SCHEMA)
 
     def request(self, thread_id: str, scenario_id: str, request: Mapping[str, Any]) -> bool:
@@ -96,7 +97,7 @@ class SqliteApprovalStore(sql.SqliteStore):
         bind = {
             "thread_id": thread_id,
             "scenario_id": scenario_id,
-            "request": json.dumps(request, sort_keys=True),
+            "request": canonical_json(request),
             "now": iso(self._clock()),
         }
         with self._write() as conn:
@@ -120,7 +121,7 @@ class SqliteApprovalStore(sql.SqliteStore):
                 {
                     "thread_id": thread_id,
                     "scenario_id": scenario_id,
-                    "request": json.dumps(request, sort_keys=True),
+                    "request": canonical_json(request),
                     "now": now,
                 },
             )

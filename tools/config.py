@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from tools import actions
+from tools.fields import first_error
 from tools.guardrails.limits import (
     HARD_CEILINGS,
     HARD_FLOORS,
@@ -177,13 +178,6 @@ def find_state_dir(environ: Mapping[str, str] | None = None, cwd: Path | None = 
     return StateDir(_user_state_dir(), "user")
 
 
-def state_dir() -> Path:
-    """Where payops keeps its databases (`find_state_dir`); created on first use."""
-    home = find_state_dir().path
-    home.mkdir(parents=True, exist_ok=True)
-    return home
-
-
 ConfigOrigin = Literal["option", "environment", "file", "none"]
 
 
@@ -256,8 +250,7 @@ def _validate(path: Path, raw: dict[str, Any]) -> PayopsConfig:
         first = exc.errors()[0]
         if first["type"] == "extra_forbidden":
             raise _unknown_key(path, tuple(first["loc"])) from None
-        field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: field {field}: {first['msg']}") from None
+        raise ConfigError(f"{path}: field {first_error(exc)}") from None
 
 
 def load_config(path: Path | None = None) -> PayopsConfig:

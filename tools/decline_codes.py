@@ -1,7 +1,9 @@
 """Decline-code classes from DOMAIN.md, the one place payops keeps them.
 
-Three classes are enough for reasoning: technical (retry now on another route), soft
-(retry later) and hard (never retry as is).
+Six classes (`code_class`): technical (retry now, on another route), soft (retry later),
+hard (never retry as is: Visa categories 1 and 3, forbidding merchant advice codes), fraud
+(a fraud screen's decline: a retry would bypass it), authentication (the issuer wants
+3-D Secure) and other (a code payops does not know: never retried).
 
 Codes are compared by meaning: `canonical_code` is the one spelling of a code, and every
 comparison of codes (guard, reasoner, simulator, snapshots of the data) goes through it,
@@ -104,9 +106,3 @@ def is_retryable_now(code: str) -> bool:
 def may_retry(code: str) -> bool:
     """A code payops knows to be retryable (technical or soft); unknown codes are not."""
     return code_class(code) in ("technical", "soft")
-
-
-def never_retry(code: str) -> bool:
-    """A code that must never be retried (category 1 or a forbidding merchant advice code)."""
-    c = canonical_code(code)
-    return c in CATEGORY_1_CODES or c in NEVER_RETRY_MAC

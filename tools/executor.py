@@ -17,14 +17,14 @@ de-duplication is the second line, for an owner that outlived its lease.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from tools import actions, sql
 from tools.contract import Decision, Outcome, ScenarioContext, iso
+from tools.fields import canonical_json, utc_now
 from tools.routes import SegmentSnapshot
 from tools.simulator import simulate
 
@@ -61,7 +61,7 @@ class SimulatorJournal(sql.SqliteStore):
     """
 
     def __init__(self, path: Path, *, clock: Callable[[], datetime] | None = None) -> None:
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
         super().__init__(path, durable=True, schema=sql.JOURNAL_SCHEMA)
 
     def apply(self, key: str, decision: Decision, compute: Callable[[], Outcome]) -> Outcome:
@@ -77,7 +77,7 @@ class SimulatorJournal(sql.SqliteStore):
                 {
                     "key": key,
                     "action": decision.action,
-                    "params": json.dumps(decision.params, sort_keys=True),
+                    "params": canonical_json(decision.params),
                     "outcome": outcome.model_dump_json(),
                     "now": iso(self._clock()),
                 },
@@ -150,5 +150,4 @@ def idempotency_key(decision: Decision, anomaly_fingerprint: str) -> str:
         # Two spellings of one action give one key (the retry codes are a set, say).
         "params": actions.get(decision.action).key_params(decision.params),
     }
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()

@@ -3,16 +3,20 @@
 The contract (tools/contract.py) validates action names and incident kinds against the
 catalogues (tools/actions/, tools/incidents/), so the catalogues cannot import it. What
 both need lives here and imports nothing of payops but the normalisers it applies; the
-contract re-exports every name, so `from tools.contract import Segment` keeps working.
+contract re-exports the field types, so `from tools.contract import Segment` keeps working.
+So do the one spelling of a timestamp (`iso`), of a JSON value (`canonical_json`) and of a
+failed validation (`first_error`), which every boundary uses.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import to_jsonable_python
 
 from tools.decline_codes import canonical_codes
 from tools.identifiers import normalize_identifier, normalize_segment
@@ -73,9 +77,39 @@ def utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime: the clock a store uses when it is given none."""
+    return datetime.now(UTC)
+
+
 def iso(ts: datetime) -> str:
     """Format a timestamp the way the contract writes them: `2026-03-01T10:15:02Z`."""
     return utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def canonical_json(value: object) -> str:
+    """The one JSON spelling of a value: keys sorted, no spaces, non-ASCII kept as it is,
+    and datetimes or models left in it as pydantic writes them.
+
+    Equal values give equal text: what the stores keep (params, segments, requests) and
+    what idempotency keys hash.
+    """
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=to_jsonable_python,
+    )
+
+
+def first_error(exc: ValidationError, whole: str = "(top level)") -> str:
+    """A failed validation as one line a user can act on: the first error's field and its
+    message (`params.percent: Input should be greater than 0`); `whole` stands for the
+    field when the error is about the whole value."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or whole
+    return f"{where}: {error['msg']}"
 
 
 # How an empty value (a dimension that does not apply, e.g. card_network for a wallet) reads.

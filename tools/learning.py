@@ -4,7 +4,8 @@
 transaction per outcome, safe for several processes), prunes rows older than the retention
 period, aggregates them in SQL (`stats`), exports them (`export`), and condenses them into
 a `LearningContext` the deterministic reasoner reads on its next cycle to rank remedies.
-`OutcomeStore` is its storage interface, which a PostgreSQL backend implements again.
+`OutcomeStore` is the storage interface the loop uses; `LearningStore` is its only
+implementation (SQLite), and a PostgreSQL one would implement the same protocol.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tools import sql
-from tools.config import LearningConfig, state_dir
+from tools.config import LearningConfig
 from tools.contract import (
     ActionName,
     Decision,
@@ -31,6 +32,7 @@ from tools.contract import (
     iso,
     utc,
 )
+from tools.fields import canonical_json, utc_now
 from tools.output import atomic_writer
 
 LEARNING_FILE = "learning.db"
@@ -50,10 +52,6 @@ _STATS_SQL: dict[str, str] = {
     "incident_kind": sql.LEARNING_STATS_BY_KIND,
     "kind_action": sql.LEARNING_STATS_BY_KIND_ACTION,
 }
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class LearnedOutcome(BaseModel):
@@ -82,7 +80,7 @@ class LearnedOutcome(BaseModel):
     confidence: float = Field(ge=0.0, le=1.0)
     reasoner: str = "deterministic"
     idempotency_key: str | None = None
-    recorded_at: datetime = Field(default_factory=_utcnow)
+    recorded_at: datetime = Field(default_factory=utc_now)
 
     @field_validator("recorded_at")
     @classmethod
@@ -259,11 +257,6 @@ class OutcomeStore(sql.StoreHandle, Protocol):
         ...
 
 
-def default_learning_path() -> Path:
-    """The learning store file in the state directory."""
-    return state_dir() / LEARNING_FILE
-
-
 class LearningStore(sql.SqliteStore):
     """The SQLite `OutcomeStore`: outcomes of past decisions, kept for `retention_days`
     (config `learning.retention_days`).
@@ -275,16 +268,16 @@ class LearningStore(sql.SqliteStore):
 
     def __init__(
         self,
-        path: Path | None = None,
+        path: Path,
         retention_days: int | None = None,
         *,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.path = path if path is not None else default_learning_path()
+        self.path = path
         self.retention = timedelta(
             days=retention_days if retention_days is not None else LearningConfig().retention_days
         )
-        self._clock = clock or _utcnow
+        self._clock = clock or utc_now
         super().__init__(self.path, durable=False, schema=sql.LEARNING_SCHEMA)
         self._last_prune = self._clock()
         self.prune(self._last_prune)
@@ -298,8 +291,8 @@ class LearningStore(sql.SqliteStore):
             "thread_id": outcome.thread_id,
             "incident_kind": outcome.incident_kind,
             "action": outcome.action,
-            "segment": _dumps(outcome.segment),
-            "params": _dumps(outcome.params),
+            "segment": canonical_json(outcome.segment),
+            "params": canonical_json(outcome.params),
             "verdict": outcome.verdict,
             "improvement": outcome.improvement,
             "before": outcome.before,
@@ -390,11 +383,6 @@ class LearningStore(sql.SqliteStore):
             rows = self._conn.execute(sql.LEARNING_EXPORT)
             written = _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
         return written
-
-
-def _dumps(value: object) -> str:
-    # Canonical JSON so equal segments/params are equal text (groupable, diffable).
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _opt_float(value: float | None) -> float | None:

@@ -1,8 +1,8 @@
 """The action ledger: each action reaches the executor once per idempotency key.
 
 `execute_once` is the protocol every execution follows; `LedgerStore` is the storage it
-needs (`ActionLedger` keeps it in SQLite; a PostgreSQL backend implements the same
-methods). For one key:
+needs (`ActionLedger`, its only implementation, keeps it in SQLite; a PostgreSQL one would
+implement the same protocol). For one key:
 
 1. `get(key)`: an `executed` entry means the action already ran (a repeated or resumed
    run): return its stored outcome, execute nothing.
@@ -38,16 +38,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
-from pydantic_core import to_jsonable_python
-
 from tools import sql
-from tools.config import state_dir
 from tools.contract import Violation, iso
 from tools.crashpoints import crash_point
+from tools.fields import canonical_json, utc_now
 
 LEDGER_FILE = "ledger.db"
 
@@ -93,11 +91,6 @@ class LedgerEntry:
     executed_at: datetime | None
     owner: str = ""
     lease_until: datetime | None = None  # None: no lease (expired, or from before leases)
-
-    @property
-    def in_doubt(self) -> bool:
-        """Claimed but without an outcome: crashed or still running; never re-run blindly."""
-        return self.status == "claimed"
 
     @property
     def taken_at(self) -> datetime:
@@ -192,11 +185,6 @@ class LedgerStore(sql.StoreHandle, Protocol):
         ...
 
 
-def default_ledger_path() -> Path:
-    """The ledger file in the state directory."""
-    return state_dir() / LEDGER_FILE
-
-
 _OWNER: tuple[int, str] | None = None
 
 
@@ -247,14 +235,14 @@ class ActionLedger(sql.SqliteStore):
 
     def __init__(
         self,
-        path: Path | None = None,
+        path: Path,
         *,
         clock: Callable[[], datetime] | None = None,
         owner: str | None = None,
         lease: timedelta = DEFAULT_LEASE,
     ) -> None:
-        self.path = path if path is not None else default_ledger_path()
-        self._clock = clock or _utcnow
+        self.path = path
+        self._clock = clock or utc_now
         self.owner = owner or process_owner()
         self.lease = lease
         super().__init__(self.path, durable=True, schema=sql.LEDGER_SCHEMA)
@@ -285,7 +273,7 @@ class ActionLedger(sql.SqliteStore):
             "thread_id": thread_id,
             "scenario_id": scenario_id,
             "action": action,
-            "params": _dumps(params),
+            "params": canonical_json(params),
             "now": iso(now),
             "owner": self.owner,
             "lease_until": iso(now + self.lease),
@@ -306,7 +294,7 @@ class ActionLedger(sql.SqliteStore):
         Idempotent: once an outcome is recorded, later calls change nothing and return
         False (the first outcome wins). Raises LedgerError for a key that was never claimed.
         """
-        bind = {"key": key, "outcome": _dumps(outcome), "now": iso(self._clock())}
+        bind = {"key": key, "outcome": canonical_json(outcome), "now": iso(self._clock())}
         with self._write() as conn:
             if conn.execute(sql.LEDGER_RECORD_OUTCOME, bind).rowcount == 1:
                 return True
@@ -330,13 +318,6 @@ class ActionLedger(sql.SqliteStore):
         """Entries claimed at or after `since` (claimed or executed), oldest first."""
         with self._lock:
             rows = self._conn.execute(sql.LEDGER_HISTORY, {"since": iso(since)}).fetchall()
-        return [_entry(row) for row in rows]
-
-    def in_doubt(self, older_than: datetime | None = None) -> list[LedgerEntry]:
-        """Claimed entries without an outcome, oldest first (claimed at or before `older_than`)."""
-        before = iso(older_than if older_than is not None else self._clock())
-        with self._lock:
-            rows = self._conn.execute(sql.LEDGER_IN_DOUBT, {"before": before}).fetchall()
         return [_entry(row) for row in rows]
 
     def take_over(self, entry: LedgerEntry) -> bool:
@@ -474,19 +455,9 @@ def _reconcile(
     return _execute(ledger, key, execute, reconciled=True)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _dumps(value: object) -> str:
-    # Canonical JSON (sorted keys, no spaces) so equal params give equal text and keys;
-    # pydantic's encoder covers datetimes and models left in params.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=to_jsonable_python)
-
-
 def _plain(outcome: Mapping[str, Any] | None) -> JsonObject | None:
     # The same JSON view of the outcome `get` would return later.
-    return None if outcome is None else cast(JsonObject, json.loads(_dumps(outcome)))
+    return None if outcome is None else cast(JsonObject, json.loads(canonical_json(outcome)))
 
 
 def _time(text: str | None) -> datetime | None:

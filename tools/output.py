@@ -4,7 +4,8 @@
 --out`, `--report`, `learn export`, `generate OUT`): commands call them before they start
 working, so a path that is a directory, or lies under a file, fails in a second with one
 line instead of a traceback after the work. `atomic_writer` is the one way payops writes
-such a file: beside it, then renamed into place.
+such a file: beside it, then renamed into place (`atomic_path`, for a file another writer
+fills).
 """
 
 from __future__ import annotations
@@ -52,25 +53,36 @@ def check_output_dir(path: Path, what: str = "output folder") -> None:
 
 
 @contextmanager
-def atomic_writer(path: Path, what: str = "output") -> Iterator[IO[str]]:
-    """A text handle whose content becomes `path` only when the block ends without error.
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A fresh path beside `path` that becomes `path` when the block ends without error.
 
-    The file is written beside `path` (same directory, so the rename is atomic), flushed
-    to disk, then renamed over it; on any error it is removed and `path` is untouched.
-    It gets the user's umask (open mode "x", not mkstemp's 0600).
+    Whatever writes the file (payops, or DuckDB's COPY) writes the yielded path; it is
+    renamed over `path` (atomic: same directory), or removed on any error, so `path` is
+    never half written.
     """
-    check_output_file(path, what)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:
-        with tmp.open("x", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_writer(path: Path, what: str = "output") -> Iterator[IO[str]]:
+    """A text handle whose content becomes `path` only when the block ends without error.
+
+    The file is written beside `path` (`atomic_path`), flushed to disk, then renamed over
+    it; on any error it is removed and `path` is untouched. It gets the user's umask (open
+    mode "x", not mkstemp's 0600).
+    """
+    check_output_file(path, what)
+    with atomic_path(path) as tmp, tmp.open("x", encoding="utf-8", newline="") as handle:
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_text_atomic(path: Path, text: str, what: str = "output") -> None:

@@ -7,7 +7,8 @@ a terminal or a reader show something other than what is stored.
 - `clean_text` is for text payops keeps (a model's rationale or summary): the characters
   become spaces, and the text is bounded.
 - `terminal_safe` is for text payops prints: the characters are shown as escapes
-  (`\\x1b`), so a terminal never interprets them and the reader sees they are there.
+  (`\\x1b`), so a terminal never interprets them and the reader sees they are there;
+  line breaks too, unless the text is meant to have lines (a chat answer).
   `printable` adds rich's markup escaping, for text given to a rich console.
 """
 
@@ -39,14 +40,15 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def terminal_safe(text: str) -> str:
-    """`text` with every control character shown as an escape (`\\x1b`, `\\u202e`)."""
-    return _UNSAFE.sub(_escape, text)
+def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with every control character shown as an escape (`\\x1b`, `\\u202e`);
+    with `keep_newlines`, line breaks stay line breaks (an answer of several lines)."""
+    return (_UNSAFE_IN_TEXT if keep_newlines else _UNSAFE).sub(_escape, text)
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, keep_newlines: bool = False) -> str:
     """`text` ready for a rich console: `terminal_safe`, with rich markup escaped.
 
-    The one function every printer of outside text uses (the CLI, the eval tables).
+    The one function every printer of outside text uses (the CLI, the eval tables, chat).
     """
-    return escape(terminal_safe(text))
+    return escape(terminal_safe(text, keep_newlines=keep_newlines))

@@ -10,8 +10,7 @@ no two calls may share one. Every other query runs on a fresh cursor (`Investiga
 from __future__ import annotations
 
 import threading
-import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -20,6 +19,8 @@ import duckdb
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from agent.chat.stub import ChatStubModel
+from agent.chat.vocabulary import Vocabulary
 from agent.context import Context, scenario_id_of
 from tools import sql
 from tools.config import ObserveConfig
@@ -50,45 +51,6 @@ def _window_key(baseline: TimeWindow, current: TimeWindow) -> WindowKey:
         current.start.isoformat(),
         current.end.isoformat(),
     )
-
-
-def fold(text: str) -> str:
-    """Text compared by meaning, not spelling: Unicode NFKC, case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
-
-
-@dataclass(frozen=True)
-class Vocabulary:
-    """The names that occur in the data: dimension values (with attempts) and failure codes.
-
-    The stub reads questions with it, and tool arguments are normalised with it, so
-    `BR`, `br` and a full-width `ＢＲ` name the same issuer country.
-    """
-
-    values: Mapping[str, Mapping[str, int]]
-    codes: frozenset[str]
-    processors: tuple[str, ...]
-
-    @property
-    def dimensions(self) -> list[str]:
-        """The segment dimensions of the data, in order."""
-        return list(self.values)
-
-    def canonical(self, dimension: str, value: str) -> str:
-        """The data's spelling of `value` in `dimension` (unchanged when it does not occur)."""
-        known = self.values.get(dimension, {})
-        if value in known:
-            return value
-        folded = fold(value.strip())
-        for candidate in known:
-            if fold(candidate) == folded:
-                return candidate
-        return value.strip()
-
-    def canonical_dimension(self, name: str) -> str | None:
-        """The data's dimension called `name` (any case), or None."""
-        folded = fold(name.strip()).replace(" ", "_")
-        return next((d for d in self.values if fold(d) == folded), None)
 
 
 @dataclass
@@ -256,8 +218,6 @@ class ChatContext(Context):
         """The configured model, else the offline stub for this investigation's data."""
         if self.model is not None:
             return self.model
-        from agent.chat.stub import ChatStubModel
-
         with self._chat_lock:
             key = id(investigation)
             if key not in self._stubs:

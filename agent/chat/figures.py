@@ -30,11 +30,6 @@ class FigureCheck:
     figures: tuple[str, ...]
     unverified: tuple[str, ...]
 
-    @property
-    def verified(self) -> bool:
-        """True when every figure was found in a tool result."""
-        return not self.unverified
-
 
 def _result_values(results: Iterable[str]) -> tuple[set[str], list[float]]:
     text_tokens: set[str] = set()

@@ -1,7 +1,8 @@
 """How a chat turn looks in the terminal: tool calls, results as tables, the answer.
 
-Everything printed passes through `safe`: data values and model output may hold terminal
-control sequences or rich markup, and neither may reach the terminal as such.
+Everything printed passes through tools/text.py's `printable`: data values and model output
+may hold terminal control sequences or rich markup, and neither may reach the terminal as
+such. Only what is meant to have lines (an answer, an error) keeps its line breaks.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.chat.budget import TRUNCATED_KEY
-from agent.chat.formats import clock, count, pct, pp
 from agent.chat.session import TurnResult
+from agent.formats import change_pp, clock, count, pct, pp
 from agent.state import ApprovalRequest
 from tools.contract import NO_VALUE, format_segment
 from tools.terminal import Column as TableColumn
@@ -26,12 +27,6 @@ from tools.text import printable
 MAX_TABLE_ROWS = 12
 # A model's answer is shown up to this length (the whole one is in --json).
 MAX_ANSWER_CHARS = 8000
-
-
-def safe(text: object) -> str:
-    """`text` as rich can print it literally (tools/text.py's `printable`); multi-line
-    text (an answer) keeps its line breaks."""
-    return "\n".join(printable(line) for line in str(text).split("\n"))
 
 
 def _cell(value: Any) -> str:
@@ -191,16 +186,16 @@ def _table(
     shown = rows[-MAX_TABLE_ROWS:] if tail else rows[:MAX_TABLE_ROWS]
     cells = [
         [
-            segment_cell(value) if _is_segment(value := _get(r, path)) else safe(fmt(value))
+            segment_cell(value) if _is_segment(value := _get(r, path)) else printable(fmt(value))
             for _, path, fmt in columns
         ]
         for r in shown
     ]
     fitted = [
-        TableColumn(safe(header), drop=_DROP.get(header, 0), wraps=True)
+        TableColumn(printable(header), drop=_DROP.get(header, 0), wraps=True)
         for header, _, _ in columns
     ]
-    table = fitted_table(width, fitted, cells, title=safe(title))
+    table = fitted_table(width, fitted, cells, title=printable(title))
     if len(rows) > MAX_TABLE_ROWS:
         where = "earlier" if tail else "more"
         table.caption = f"… {len(rows) - MAX_TABLE_ROWS} {where} rows"
@@ -213,7 +208,7 @@ def _is_segment(value: Any) -> bool:
 
 def _pair_table(name: str, data: dict[str, Any]) -> Table:
     table = Table(
-        title=safe(f"{name}: {_cell(data.get('segment', {}))}"),
+        title=printable(f"{name}: {_cell(data.get('segment', {}))}"),
         title_justify="left",
         box=None,
         header_style="bold",
@@ -223,7 +218,7 @@ def _pair_table(name: str, data: dict[str, Any]) -> Table:
     before, after = data.get("baseline", {}), data.get("current", {})
     for key, value in before.items():
         fmt = pct if key.endswith(("rate", "share")) else count
-        table.add_row(safe(key), fmt(value), fmt(after.get(key)))
+        table.add_row(printable(key), fmt(value), fmt(after.get(key)))
     return table
 
 
@@ -243,7 +238,7 @@ def _decision_lines(data: dict[str, Any]) -> list[str]:
         lo, hi = effect.get("interval") or (effect["after"], effect["after"])
         lines.append(
             f"success rate {pct(effect['before'])} -> {pct(effect['after'])} "
-            f"({effect['improvement'] * 100:+.1f} pp, 90% interval {pct(lo)}–{pct(hi)})"
+            f"({change_pp(effect['improvement'])}, 90% interval {pct(lo)}–{pct(hi)})"
         )
     guard = data.get("guard")
     if isinstance(guard, dict):
@@ -261,7 +256,7 @@ def render_result(console: Console, name: str, data: Any) -> None:
         return
     if name in ("simulate", "propose_action"):
         for line in _decision_lines(data):
-            console.print(f"[dim]{safe(line)}[/dim]")
+            console.print(f"[dim]{printable(line)}[/dim]")
         return
     shown: set[str] = set()
     if name in _TABLES:
@@ -276,7 +271,7 @@ def render_result(console: Console, name: str, data: Any) -> None:
         console.print(_pair_table(name, data))
         shown |= {"baseline", "current"}
     lines = [
-        f"[dim]{safe(key)}:[/dim] {safe(_cell(value))}"
+        f"[dim]{printable(key)}:[/dim] {printable(_cell(value))}"
         for key, value in data.items()
         if key not in shown and key != TRUNCATED_KEY and _plain(value)
     ]
@@ -287,7 +282,7 @@ def render_result(console: Console, name: str, data: Any) -> None:
 def render_call(console: Console, name: str, args: dict[str, Any]) -> None:
     """A tool call as it is made."""
     shown = ", ".join(f"{k}={_cell(v)}" for k, v in args.items())
-    console.print(f"[dim]→ {safe(name)}({safe(shown)})[/dim]")
+    console.print(f"[dim]→ {printable(name)}({printable(shown)})[/dim]")
 
 
 def render_message(console: Console, message: AnyMessage, *, verbose: bool = True) -> None:
@@ -297,12 +292,13 @@ def render_message(console: Console, message: AnyMessage, *, verbose: bool = Tru
             render_call(console, call["name"], dict(call["args"]))
     elif isinstance(message, ToolMessage):
         if message.status == "error":
-            console.print(f"[red]✗ {safe(message.name)}:[/red] {safe(message.text[:300])}")
+            error = printable(message.text[:300], keep_newlines=True)
+            console.print(f"[red]✗ {printable(str(message.name))}:[/red] {error}")
         elif verbose:
             render_result(console, message.name or "", message.artifact)
         if TRUNCATED_KEY in message.text:
             console.print(
-                f"[yellow]{safe(message.name)}: the model saw a truncated result[/yellow]"
+                f"[yellow]{printable(str(message.name))}: the model saw a truncated result[/yellow]"
             )
 
 
@@ -310,11 +306,11 @@ def render_pending(console: Console, pending: ApprovalRequest, thread_id: str) -
     """What waits for a person's approval."""
     d = pending.decision
     console.print(
-        f"[bold yellow]waiting for approval[/bold yellow]: {safe(d.action)} "
-        f"{safe(json.dumps(d.params, ensure_ascii=False))} (risk {safe(pending.risk)}): "
-        f"{safe('; '.join(pending.reasons))}"
+        f"[bold yellow]waiting for approval[/bold yellow]: {printable(d.action)} "
+        f"{printable(json.dumps(d.params, ensure_ascii=False))} (risk {printable(pending.risk)}): "
+        f"{printable('; '.join(pending.reasons))}"
     )
-    console.print(f"thread id: [bold]{safe(thread_id)}[/bold]")
+    console.print(f"thread id: [bold]{printable(thread_id)}[/bold]")
 
 
 def render_answer(console: Console, turn: TurnResult) -> None:
@@ -324,10 +320,10 @@ def render_answer(console: Console, turn: TurnResult) -> None:
     answer = turn.answer
     if len(answer) > MAX_ANSWER_CHARS:
         answer = answer[:MAX_ANSWER_CHARS] + f" … (cut at {MAX_ANSWER_CHARS:,} characters)"
-    console.print(safe(answer))
+    console.print(printable(answer, keep_newlines=True))
     if turn.unverified:
         console.print(
             "[bold yellow]unverified:[/bold yellow] no tool result of this turn contains "
-            + safe(", ".join(turn.unverified))
+            + printable(", ".join(turn.unverified))
         )
-    console.print(f"[dim]{turn.latency_ms:.0f} ms, thread {safe(turn.thread_id)}[/dim]")
+    console.print(f"[dim]{turn.latency_ms:.0f} ms, thread {printable(turn.thread_id)}[/dim]")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agent.chat.render import render_answer, render_message, render_pending, safe
+from agent.chat.render import render_answer, render_message, render_pending
 from agent.chat.session import ChatError, ChatSession, TurnResult
 from agent.chat.tools import TOOLS
 from agent.chat.windows import window_text
 from agent.state import Approval
+from tools.text import printable
 
 HISTORY_FILE = "chat_history"
 HISTORY_LENGTH = 1000
@@ -57,14 +58,16 @@ def finish_turn(console: Console, session: ChatSession, turn: TurnResult, hint: 
 
 def _help(console: Console) -> None:
     for command, what in COMMANDS.items():
-        console.print(f"  [bold]{safe(command)}[/bold]  {safe(what)}")
+        console.print(f"  [bold]{printable(command)}[/bold]  {printable(what)}")
     console.print("  anything else is a question, e.g. 'what is wrong?'")
 
 
 def _tools(console: Console) -> None:
     for tool in TOOLS:
         marker = " [yellow](needs approval)[/yellow]" if tool.effect != "none" else ""
-        console.print(f"  [bold]{tool.name}[/bold]{marker}: {safe(tool.description)}")
+        console.print(
+            f"  [bold]{tool.name}[/bold]{marker}: {printable(tool.description, keep_newlines=True)}"
+        )
 
 
 def run_repl(session: ChatSession, console: Console, *, by: str = "operator") -> None:
@@ -72,11 +75,11 @@ def run_repl(session: ChatSession, console: Console, *, by: str = "operator") ->
     save = _history(session.ctx.path(HISTORY_FILE))
     inv = session.investigation()
     console.print(
-        f"[bold]payops chat[/bold] on {safe(inv.dataset.source)}: {inv.dataset.rows:,} "
+        f"[bold]payops chat[/bold] on {printable(str(inv.dataset.source))}: {inv.dataset.rows:,} "
         f"transactions, baseline {window_text(inv.baseline)}, current "
         f"{window_text(inv.current)}"
     )
-    console.print(f"thread {safe(session.thread_id)}; /help for commands")
+    console.print(f"thread {printable(session.thread_id)}; /help for commands")
     hint = "answer with /approve or /reject REASON"
 
     def show(message: object) -> None:
@@ -103,11 +106,11 @@ def run_repl(session: ChatSession, console: Console, *, by: str = "operator") ->
                 elif command == "/tools":
                     _tools(console)
                 elif command == "/reset":
-                    console.print(f"new thread {safe(session.reset())}")
+                    console.print(f"new thread {printable(session.reset())}")
                 elif command == "/thread":
                     if rest.strip():
                         session.switch(rest.strip())
-                    console.print(f"thread {safe(session.thread_id)}")
+                    console.print(f"thread {printable(session.thread_id)}")
                 elif command == "/approve":
                     turn = session.answer(Approval(approved=True, by=by), show)
                     finish_turn(console, session, turn, hint)
@@ -116,10 +119,12 @@ def run_repl(session: ChatSession, console: Console, *, by: str = "operator") ->
                     turn = session.answer(Approval(approved=False, by=by, reason=reason), show)
                     finish_turn(console, session, turn, hint)
                 elif command.startswith("/"):
-                    console.print(f"[red]unknown command {safe(command)}[/red]; /help lists them")
+                    console.print(
+                        f"[red]unknown command {printable(command)}[/red]; /help lists them"
+                    )
                 else:
                     finish_turn(console, session, session.ask(line, show), hint)
             except ChatError as exc:
-                console.print(f"[red]{safe(exc)}[/red]")
+                console.print(f"[red]{printable(str(exc), keep_newlines=True)}[/red]")
     finally:
         save()

@@ -80,10 +80,6 @@ class TurnResult:
         """Names of the tools called in this turn, in order."""
         return [c.name for c in self.tool_calls]
 
-    def tool_texts(self) -> list[str]:
-        """What the model read from each tool of this turn."""
-        return [c.content for c in self.tool_calls if c.content is not None]
-
     def to_json(self) -> dict[str, Any]:
         """The turn as JSON data (`payops chat --json`)."""
         return {

@@ -26,11 +26,12 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolCall, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agent.chat.context import Vocabulary
-from agent.chat.formats import clock, count, pct, pp
 from agent.chat.understand import Parsed, parse
+from agent.chat.vocabulary import Vocabulary
+from agent.formats import change_pp, clock, count, pct, pp
 from agent.models import StubChatModel
 from tools.contract import INCIDENT_KINDS, Segment, format_segment
+from tools.fields import canonical_json
 
 DEFAULT_SHIFT_PERCENT = 50.0
 DEFAULT_TTL_MINUTES = 60
@@ -478,7 +479,7 @@ def answer_simulate(data: Data) -> str:
     text = (
         f"Dry run of {d['action']} {json.dumps(d['params'], ensure_ascii=False)}: "
         f"success rate of {where} {pct(est['before'])} -> {pct(est['after'])} "
-        f"({est['improvement'] * 100:+.1f} pp"
+        f"({change_pp(est['improvement'])}"
     )
     if est.get("interval"):
         lo, hi = est["interval"]
@@ -504,7 +505,7 @@ def answer_proposal(data: Data) -> str:
     if out:
         effect = (
             f": success rate {pct(out['before'])} -> {pct(out['after'])} "
-            f"({out['improvement'] * 100:+.1f} pp, simulated)"
+            f"({change_pp(out['improvement'])}, simulated)"
         )
     if status == "already_executed":
         return (
@@ -618,11 +619,11 @@ def _drill(turn: Turn) -> Step:
 
     def build(subject: Segment) -> Step:
         wanted = [{"segment": subject, "dimension": d, **_window_args(parsed)} for d in dims[:2]]
-        done = {json.dumps(r.args, sort_keys=True): r for r in turn.of("drill_down")}
-        missing = [a for a in wanted if json.dumps(a, sort_keys=True) not in done]
+        done = {canonical_json(r.args): r for r in turn.of("drill_down")}
+        missing = [a for a in wanted if canonical_json(a) not in done]
         if missing:
             return [Call("drill_down", a) for a in missing]
-        results = [done[json.dumps(a, sort_keys=True)] for a in wanted]
+        results = [done[canonical_json(a)] for a in wanted]
         failed = [r for r in results if r.data is None]
         if failed:
             return f"The drill_down tool failed: {failed[0].error}"
@@ -835,8 +836,8 @@ def respond(messages: Sequence[BaseMessage], vocabulary: Vocabulary, tools: froz
         missing = [c.name for c in step if c.name not in tools]
         if missing:
             return f"I would need the {missing[0]} tool, which is not available here."
-        asked = {(r.name, json.dumps(r.args, sort_keys=True)) for r in turn.results}
-        step = [c for c in step if (c.name, json.dumps(c.args, sort_keys=True)) not in asked]
+        asked = {(r.name, canonical_json(r.args)) for r in turn.results}
+        step = [c for c in step if (c.name, canonical_json(c.args)) not in asked]
         if not step:
             return "The tools did not give me what I need to answer that."
     return step
@@ -869,7 +870,7 @@ class ChatStubModel(StubChatModel):
             turn = sum(isinstance(m, HumanMessage) for m in messages)
             calls = []
             for i, c in enumerate(step):
-                payload = json.dumps([turn, len(messages), i, c.name, c.args], sort_keys=True)
+                payload = canonical_json([turn, len(messages), i, c.name, c.args])
                 digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
                 calls.append(
                     ToolCall(name=c.name, args=c.args, id=f"call_{digest}", type="tool_call")

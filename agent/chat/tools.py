@@ -46,6 +46,7 @@ from tools.contract import (
     iso,
 )
 from tools.decline_codes import code_class
+from tools.fields import canonical_json, first_error
 from tools.guardrails import GuardVerdict
 from tools.learning import LearnedOutcome
 from tools.metrics import (
@@ -819,9 +820,7 @@ def _decision(env: ToolEnv, args: ActionArgs, obs: Observation, rationale: str) 
             rationale=rationale[:600],
         )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or args.action
-        raise ToolInputError(f"{args.action}: {where}: {first['msg']}") from None
+        raise ToolInputError(f"{args.action}: {first_error(exc, args.action)}") from None
 
 
 def _verdict_dict(verdict: Any) -> dict[str, Any]:
@@ -1039,7 +1038,7 @@ def turn_messages(messages: list[AnyMessage]) -> list[AnyMessage]:
 
 
 def _canonical_call(name: str, args: dict[str, Any]) -> str:
-    return name + json.dumps(args, sort_keys=True, ensure_ascii=False)
+    return name + canonical_json(args)
 
 
 def repeated_call(messages: list[AnyMessage], call_id: str) -> str | None:

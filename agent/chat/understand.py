@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-from agent.chat.context import Vocabulary, fold
+from agent.chat.vocabulary import Vocabulary
 from tools.decline_codes import (
     AUTHENTICATION_CODES,
     CATEGORY_1_CODES,
@@ -23,6 +23,7 @@ from tools.decline_codes import (
     SOFT_CODES,
     TECHNICAL_CODES,
 )
+from tools.identifiers import identifier_key
 
 Intent = Literal[
     "refuse",
@@ -313,7 +314,7 @@ def _value_pattern(value: str) -> re.Pattern[str]:
 
 
 def _mentions(text: _Text, vocab: Vocabulary, named: list[str]) -> list[Mention]:
-    folded = fold(text.work)
+    folded = identifier_key(text.work)
     # A cheap substring test first: a dimension may have many thousand values.
     candidates = [
         (dim, v)
@@ -321,7 +322,7 @@ def _mentions(text: _Text, vocab: Vocabulary, named: list[str]) -> list[Mention]
             vocab.dimensions, key=lambda d: (d not in named, vocab.dimensions.index(d))
         )
         for v in vocab.values.get(dim, {})
-        if len(v.strip()) >= 2 and fold(v) in folded
+        if len(v.strip()) >= 2 and identifier_key(v) in folded
     ]
     candidates.sort(key=lambda dv: -len(dv[1]))
     found: list[Mention] = []

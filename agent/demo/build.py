@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from tools.data import SCENARIO_FILE
 from tools.generate import GenerateOptions, generate_scenario
 
 DEMO_DIR = Path(__file__).resolve().parent
@@ -32,7 +33,7 @@ DEMO_OPTIONS = GenerateOptions(
 def build(out: Path = DEMO_DIR) -> Path:
     """Write the demo scenario folder under `out` (replacing any other one) and return it."""
     for old in out.iterdir():
-        if old.is_dir() and (old / "scenario.json").exists() and old.name != DEMO_ID:
+        if old.is_dir() and (old / SCENARIO_FILE).exists() and old.name != DEMO_ID:
             shutil.rmtree(old)
     return generate_scenario(
         out, "processor_degradation", DEMO_SEED, DEMO_ROWS, options=DEMO_OPTIONS

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tools.actions import estimates
+from tools.actions.estimates import release_fraud_declines
 from tools.actions.spec import ActionSpec, Estimate, Incident, Playbook, Snapshot
 from tools.change_kinds import is_fraud_rule_change
 from tools.fields import ClosedModel, MerchantId, ProcessorInfo, RuleName, Segment
@@ -38,7 +38,7 @@ def estimate(
 ) -> Estimate:
     """The rule's declines released: all of them in shadow or disabled, some re-thresholded."""
     release = THRESHOLD_RELEASE if p.mode == "threshold" else 1.0
-    return estimates.release_fraud_declines(snap, release, f"rule {p.rule} to {p.mode}")
+    return release_fraud_declines(snap, release, f"rule {p.rule} to {p.mode}")
 
 
 def candidates(incident: Incident) -> list[AdjustFraudRuleParams]:

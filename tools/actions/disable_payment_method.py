@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tools.actions import estimates
+from tools.actions.estimates import unchanged
 from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Snapshot, TimedSegmentParams
 from tools.fields import ProcessorInfo
 
@@ -25,7 +25,7 @@ def estimate(
     p: DisablePaymentMethodParams, snap: Snapshot, processors: Mapping[str, ProcessorInfo]
 ) -> Estimate:
     """No gain on the segment's rate: its failing attempts stop, they are not approved."""
-    return estimates.unchanged(snap, "stops failing attempts; no success-rate gain on the segment")
+    return unchanged(snap, "stops failing attempts; no success-rate gain on the segment")
 
 
 ACTION = ActionSpec(

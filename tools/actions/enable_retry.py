@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tools.actions import estimates
+from tools.actions.estimates import route_rate, segment_variance, unchanged
 from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Incident, Playbook, Snapshot
 from tools.decline_codes import is_retryable_now
 from tools.fields import ClosedModel, DeclineCodes, Processor, ProcessorInfo, SegmentField
@@ -41,13 +41,13 @@ def estimate(
     """The retryable failures recovered at the backup's (or the segment's) rate."""
     retries = p.max_attempts - 1
     if retries <= 0 or snap.attempts == 0:
-        return estimates.unchanged(snap, "max_attempts 1 adds no retry")
+        return unchanged(snap, "max_attempts 1 adds no retry")
     backup = snap.routes.get(p.backup_processor) if p.backup_processor else None
     if backup is not None and (backup.attempts + backup.baseline_attempts) > 0:
-        rate, rate_var = estimates.route_rate(backup)
+        rate, rate_var = route_rate(backup)
         where = p.backup_processor
     else:
-        rate, rate_var = snap.success_rate, estimates.segment_variance(snap)
+        rate, rate_var = snap.success_rate, segment_variance(snap)
         where = "the same route"
     # Only technical failures recover on an immediate retry; 51 and the other issuer
     # declines fail again on any route, category-1 codes must not be retried at all.
@@ -57,7 +57,7 @@ def estimate(
     recovered = 1 - (1 - rate) ** retries
     slope = retries * (1 - rate) ** (retries - 1)
     after = snap.success_rate + share * recovered
-    var = estimates.segment_variance(snap) + (share * slope) ** 2 * rate_var
+    var = segment_variance(snap) + (share * slope) ** 2 * rate_var
     note = (
         f"{recoverable} technical failures ({', '.join(codes)}) retried up to {retries}x "
         f"on {where} at {rate:.1%}"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from pydantic import Field
 
-from tools.actions import estimates
+from tools.actions.estimates import move
 from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Incident, Playbook, Snapshot
 from tools.fields import ClosedModel, Processor, ProcessorInfo, SegmentField
 
@@ -35,7 +35,7 @@ def estimate(
     p: FailoverProcessorParams, snap: Snapshot, processors: Mapping[str, ProcessorInfo]
 ) -> Estimate:
     """The segment's rate with all but the probe share at the target's rate."""
-    est = estimates.move(snap, processors, p.from_processor, p.to_processor, 1 - PROBE_PCT / 100)
+    est = move(snap, processors, p.from_processor, p.to_processor, 1 - PROBE_PCT / 100)
     return Estimate(
         est.after, est.variance, f"{est.note}; {PROBE_PCT:g}% probes", est.fee_delta_bps
     )

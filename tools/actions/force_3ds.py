@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tools.actions import estimates
+from tools.actions.estimates import recover
 from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Snapshot, TimedSegmentParams
 from tools.decline_codes import AUTHENTICATION_REQUIRED
 from tools.fields import ProcessorInfo
@@ -32,7 +32,7 @@ def estimate(
 ) -> Estimate:
     """The 1A declines that complete a challenge, approved at the approval rate."""
     n = snap.decline_codes.get(AUTHENTICATION_REQUIRED, 0)
-    return estimates.recover(
+    return recover(
         snap,
         n * STEP_UP_COMPLETION,
         f"{n} 1A declines stepped up, {STEP_UP_COMPLETION:.0%} complete the challenge; "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tools.actions import estimates
+from tools.actions.estimates import passive
 from tools.actions.spec import NO_ACTION, ActionSpec, Incident, Playbook
 from tools.fields import ClosedModel, Note
 from tools.incidents.spec import QUIET
@@ -30,7 +30,7 @@ ACTION = ActionSpec(
     params=NoActionParams,
     risk="none",
     description="do nothing: the change is benign or there is no incident",
-    estimate=estimates.passive,
+    estimate=passive,
     passive=True,
     playbook=Playbook(kinds={QUIET: 0, "benign_shift": 0}),
     candidates=candidates,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tools.actions import estimates
+from tools.actions.estimates import passive
 from tools.actions.spec import ActionSpec, Incident, Playbook
 from tools.fields import ClosedModel, Note, Severity
 
@@ -33,7 +33,7 @@ ACTION = ActionSpec(
     params=NotifyOncallParams,
     risk="none",
     description="page the on-call engineer with a summary; changes no traffic",
-    estimate=estimates.passive,
+    estimate=passive,
     passive=True,
     playbook=Playbook(
         kinds={"issuer_outage": 0, "network_incident": 0, "three_ds_failure": 0},

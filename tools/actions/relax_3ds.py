@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tools.actions import estimates
+from tools.actions.estimates import recover
 from tools.actions.force_3ds import TTL
 from tools.actions.spec import (
     ActionSpec,
@@ -37,7 +37,7 @@ def estimate(
 ) -> Estimate:
     """The failed-3DS attempts an issuer accepts with an exemption, approved."""
     n = snap.three_ds_failed
-    return estimates.recover(
+    return recover(
         snap,
         n * EXEMPTION_ACCEPTANCE,
         f"{n} failed-3DS attempts sent with an exemption, {EXEMPTION_ACCEPTANCE:.0%} accepted",

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from tools.actions import estimates
+from tools.actions.estimates import release_fraud_declines, unchanged, variance
 from tools.actions.spec import ActionSpec, Estimate, Incident, Playbook, Snapshot
 from tools.change_kinds import is_fraud_rule_change
 from tools.fields import ClosedModel, Names, ProcessorInfo, RecentChange, Segment
@@ -30,11 +30,11 @@ def estimate(
     """The change taken as the cause: the segment returns to its baseline rate (a fraud
     rule's declines are released, up to the baseline)."""
     if is_fraud_rule_change(p.change.kind):
-        return estimates.release_fraud_declines(snap, 1.0, f"rollback of {p.change.kind}")
+        return release_fraud_declines(snap, 1.0, f"rollback of {p.change.kind}")
     if snap.baseline_attempts == 0:
-        return estimates.unchanged(snap, "no baseline for the segment")
+        return unchanged(snap, "no baseline for the segment")
     after = max(snap.success_rate, snap.baseline_success_rate)
-    var = estimates.variance(snap.baseline_approved, snap.baseline_attempts)
+    var = variance(snap.baseline_approved, snap.baseline_attempts)
     return Estimate(after, var, f"rollback of {p.change.kind} restores the baseline rate")
 
 

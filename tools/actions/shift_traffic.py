@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from pydantic import Field
 
-from tools.actions import estimates
+from tools.actions.estimates import move
 from tools.actions.spec import ActionLimit, ActionSpec, Estimate, Incident, Playbook, Snapshot
 from tools.fields import ClosedModel, Processor, ProcessorInfo, SegmentField
 
@@ -35,7 +35,7 @@ def estimate(
     p: ShiftTrafficParams, snap: Snapshot, processors: Mapping[str, ProcessorInfo]
 ) -> Estimate:
     """The segment's rate with `percent` of the source's traffic at the target's rate."""
-    return estimates.move(snap, processors, p.from_processor, p.to_processor, p.percent / 100)
+    return move(snap, processors, p.from_processor, p.to_processor, p.percent / 100)
 
 
 def candidates(incident: Incident) -> list[ShiftTrafficParams]:

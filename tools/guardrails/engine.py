@@ -12,51 +12,87 @@ from contextlib import contextmanager
 
 from tools import actions
 from tools.contract import RISK_ORDER, ApprovalReason, RiskLevel, Violation
-from tools.guardrails import authentication, changes, evidence, pacing, params, retry, routing
+from tools.guardrails.authentication import force_3ds_needs_1a, relax_3ds_sca, rollback_3ds_sca
 from tools.guardrails.base import Escalation, GuardInput, GuardVerdict, Rule
+from tools.guardrails.changes import (
+    fraud_rule_rollback_needs_human,
+    fraud_rule_shadow_first,
+    rollback_known_change,
+    rollback_precedes_anomaly,
+    rollback_recent,
+    rollback_touches_incident,
+    rollback_unknown_change_kind,
+)
+from tools.guardrails.evidence import min_confidence, min_evidence
 from tools.guardrails.limits import GuardLimits
+from tools.guardrails.pacing import (
+    affected_volume_cap,
+    hourly_action_rate,
+    kill_switch,
+    notify_dedup,
+    segment_cooldown,
+)
+from tools.guardrails.params import (
+    retry_max_attempts,
+    shift_keep_exploration,
+    shift_step_limit,
+    ttl_limit,
+)
+from tools.guardrails.retry import (
+    retry_after_failed_3ds,
+    retry_never_codes,
+    retry_no_cross_processor_51,
+)
+from tools.guardrails.routing import (
+    distinct_processors,
+    last_healthy_route,
+    processor_serves_segment,
+    target_healthy,
+    target_not_worse,
+    target_route_evidence,
+)
 
 # The escalation of a decision whose risk is high without a rule asking for a human.
 HIGH_RISK = "high_risk"
 
 RULES: tuple[Rule, ...] = (
     # evidence
-    evidence.min_confidence,
-    evidence.min_evidence,
+    min_confidence,
+    min_evidence,
     # parameter bounds
-    params.shift_step_limit,
-    params.shift_keep_exploration,
-    params.ttl_limit,
-    params.retry_max_attempts,
+    shift_step_limit,
+    shift_keep_exploration,
+    ttl_limit,
+    retry_max_attempts,
     # moving traffic
-    routing.distinct_processors,
-    routing.processor_serves_segment,
-    routing.target_healthy,
-    routing.target_route_evidence,
-    routing.target_not_worse,
-    routing.last_healthy_route,
+    distinct_processors,
+    processor_serves_segment,
+    target_healthy,
+    target_route_evidence,
+    target_not_worse,
+    last_healthy_route,
     # retries
-    retry.retry_never_codes,
-    retry.retry_no_cross_processor_51,
-    retry.retry_after_failed_3ds,
+    retry_never_codes,
+    retry_no_cross_processor_51,
+    retry_after_failed_3ds,
     # 3-D Secure
-    authentication.relax_3ds_sca,
-    authentication.rollback_3ds_sca,
-    authentication.force_3ds_needs_1a,
+    relax_3ds_sca,
+    rollback_3ds_sca,
+    force_3ds_needs_1a,
     # rollbacks and fraud rules
-    changes.rollback_known_change,
-    changes.rollback_touches_incident,
-    changes.rollback_recent,
-    changes.rollback_precedes_anomaly,
-    changes.fraud_rule_rollback_needs_human,
-    changes.rollback_unknown_change_kind,
-    changes.fraud_rule_shadow_first,
+    rollback_known_change,
+    rollback_touches_incident,
+    rollback_recent,
+    rollback_precedes_anomaly,
+    fraud_rule_rollback_needs_human,
+    rollback_unknown_change_kind,
+    fraud_rule_shadow_first,
     # pacing
-    pacing.kill_switch,
-    pacing.segment_cooldown,
-    pacing.notify_dedup,
-    pacing.hourly_action_rate,
-    pacing.affected_volume_cap,
+    kill_switch,
+    segment_cooldown,
+    notify_dedup,
+    hourly_action_rate,
+    affected_volume_cap,
 )
 
 

@@ -51,15 +51,6 @@ def loses_approvals(name: str) -> bool:
     return spec.loses_approvals if spec is not None else False
 
 
-def format_level(unit: Unit, value: float) -> str:
-    """A baseline or current value as a person reads it."""
-    if unit == "rate":
-        return f"{value * 100:.1f}%"
-    if unit == "ms":
-        return f"{value:,.0f} ms"
-    return f"{value:,.0f}"
-
-
 def bind(table: SegmentTable, cfg: ObserveConfig) -> list[Signal]:
     """Every registered signal's detectors for one table, in registry order."""
     return [signal for spec in _REGISTRY.all() for signal in spec.bind(table, cfg)]

@@ -1,5 +1,6 @@
-"""How chat prints figures, in one place: the stub's answers, the tables a person sees and
-`eval --chat`'s expected facts all use these, so "91.2%" means the same everywhere."""
+"""How payops prints figures, in one place: what `payops run` and `observe` print, the
+chat stub's answers, the tables a person sees, the eval report and `eval --chat`'s
+expected facts all use these, so "91.2%" means the same everywhere."""
 
 from __future__ import annotations
 
@@ -18,9 +19,21 @@ def pp(x: Any) -> str:
     return MISSING if x is None else f"{x:+.1f} pp"
 
 
+def change_pp(x: Any) -> str:
+    """A change of a rate (a fraction) in percentage points, signed: -0.2555 -> `-25.6 pp`."""
+    return MISSING if x is None else pp(x * 100)
+
+
 def count(x: Any) -> str:
     """A count or an amount, rounded, with thousands separators: 1292.4 -> `1,292`."""
     return MISSING if x is None else f"{x:,.0f}"
+
+
+def level(unit: str, x: Any) -> str:
+    """A signal's baseline or current value by its unit (`rate`, `attempts`, `ms`)."""
+    if unit == "rate":
+        return pct(x)
+    return f"{count(x)} ms" if unit == "ms" else count(x)
 
 
 def clock(ts: Any) -> str:

@@ -1,4 +1,5 @@
-"""`payops eval`: run the graph over recorded scenarios, score, compare, report."""
+"""What `payops eval` does (evals/cli.py wires it): run the graph over recorded scenarios,
+score, compare, report."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from evals.scoring import compare, expectations, recorded_expectations, summariz
 from tools.output import check_output_dir, check_output_file
 from tools.text import printable
 
-LIBRARY = Path(__file__).resolve().parent.parent / "evals" / "scenarios"
+LIBRARY = Path(__file__).resolve().parent / "scenarios"
 DEFAULT_OUT = Path("eval-results.jsonl")
 
 
