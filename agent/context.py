@@ -10,7 +10,8 @@ on any other module that does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -179,10 +180,15 @@ class Context:
         """The learning store of this state directory, with the configured retention."""
         return LearningStore(self.path(LEARNING_FILE), self.config.learning.retention_days)
 
-    def action_history(self) -> LedgerHistory:
+    @contextmanager
+    def action_history(self) -> Iterator[LedgerHistory]:
         """The ledger's history, read-only: what pacing counts and what was executed.
 
         Without a ledger yet it reads as empty (and creates none).
         """
         ports = self.ports
-        return LedgerView(ports.ledger() if ports.has_ledger() else None, ports.clock)
+        if not ports.has_ledger():
+            yield LedgerView(None, ports.clock)
+            return
+        with ports.ledger() as ledger:
+            yield LedgerView(ledger, ports.clock)

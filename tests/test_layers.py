@@ -124,6 +124,12 @@ def test_a_package_imports_only_the_layers_below_it(package: str) -> None:
     assert not upward, f"{package} imports a layer above it: {upward}"
 
 
+def _write_tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_the_graph_sees_what_it_must(tmp_path: Path) -> None:
     # A cycle hidden in a function, through a package's __init__, and a relative import.
     files = {
@@ -136,9 +142,7 @@ def test_the_graph_sees_what_it_must(tmp_path: Path) -> None:
         "agent/high.py": "import tools.low\n",
         "evals/__init__.py": "",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    _write_tree(tmp_path, files)
     assert cycles(source_graph(tmp_path)) == [
         ["agent.high", "tools.low"],
         ["tools.pkg", "tools.pkg.engine", "tools.pkg.rules"],
@@ -199,9 +203,7 @@ def test_the_acting_check_sees_what_it_must(tmp_path: Path) -> None:
         "agent/nodes.py": "def f(ctx):\n    p = ctx.ports\n",
         "evals/__init__.py": "from tools.ledger import ActionLedger\nActionLedger('x')\n",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    _write_tree(tmp_path, files)
     assert acting_outside_its_path(tmp_path) == [
         "agent.chat.tools: tools.py:2 .ledger()",
         "agent.nodes: nodes.py:2 .ports",

@@ -40,8 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Protocol, Self, cast
+from typing import Any, Literal, Protocol, cast
 
 from tools import sql
 from tools.contract import Violation, iso
@@ -134,7 +133,7 @@ class RunOnceResult:
     refused: list[Violation] = field(default_factory=list)  # the admission said no
 
 
-class LedgerHistory(sql.StoreHandle, Protocol):
+class LedgerHistory(Protocol):
     """What may be read of the ledger without acting: its clock and what it holds.
 
     Pacing's guard and chat's `recent_actions` read this; claiming is `LedgerStore`'s.
@@ -153,7 +152,7 @@ class LedgerHistory(sql.StoreHandle, Protocol):
         ...
 
 
-class LedgerStore(LedgerHistory, Protocol):
+class LedgerStore(LedgerHistory, sql.StoreHandle, Protocol):
     """Storage of the exactly-once protocol (see the module docstring)."""
 
     owner: str
@@ -358,7 +357,7 @@ class LedgerView:
     """A `LedgerHistory` over a store, or over no ledger yet (it reads as empty).
 
     It forwards only the reads, so what holds a view cannot claim; reading does not create
-    the ledger.
+    the ledger. Whoever opened the store closes it.
     """
 
     def __init__(self, store: LedgerStore | None, clock: Callable[[], datetime]) -> None:
@@ -376,22 +375,6 @@ class LedgerView:
     def recent(self, limit: int = 20) -> list[LedgerEntry]:
         """The last `limit` entries, newest claim first (none without a ledger)."""
         return self._store.recent(limit) if self._store is not None else []
-
-    def close(self) -> None:
-        """Close the store read."""
-        if self._store is not None:
-            self._store.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def execute_once(
