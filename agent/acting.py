@@ -1,9 +1,11 @@
 """The one path from a decision to the executor: guard against the current state, then
 execute exactly once.
 
-The loop's guard and act nodes call `check` and `act`; so does anything else that executes
-a decision (a chat graph executing an approved proposal), so every execution passes the
-same policy and the same ledger. Build a `Proposal` from what observe found and the
+Only this module (and the entry points that ask for and answer approvals) uses the
+context's `ActionPorts`: the executor and the ledger's claims. The loop's guard and act
+nodes call `check` and `act`; so does anything else that executes a decision (a chat graph
+executing an approved proposal), so every execution passes the same policy and the same
+ledger. Build a `Proposal` from what observe found and the
 decision, then:
 
     verdict = check(ctx, proposal)            # guard, counting what the ledger holds
@@ -153,8 +155,8 @@ def check(ctx: Context, proposal: Proposal) -> GuardVerdict:
     """Guard's verdict on `proposal` now, counting the actions the ledger holds."""
     limits = ctx.current_limits()
     history: tuple[PastAction, ...] = ()
-    if proposal.decision.action != NO_ACTION and ctx.has_ledger():
-        with ctx.ledger() as ledger:
+    if proposal.decision.action != NO_ACTION:
+        with ctx.action_history() as ledger:
             now = ledger.now()
             entries = ledger.history(now - history_horizon(limits))
         history = ledger_history(entries, now, thread_id=proposal.thread_id)
@@ -195,7 +197,8 @@ def act(ctx: Context, proposal: Proposal, approval: Approval | None = None) -> A
     decision = proposal.decision
     key = proposal.idempotency_key
     limits = ctx.current_limits()
-    executor = ctx.action_executor()
+    ports = ctx.ports
+    executor = ports.action_executor()
     snap = snapshot_of(ctx, proposal)
     context = proposal.context_now()
 
@@ -206,7 +209,7 @@ def act(ctx: Context, proposal: Proposal, approval: Approval | None = None) -> A
         found = executor.applied(key)
         return None if found is None else found.model_dump(mode="json")
 
-    with ctx.ledger() as ledger:
+    with ports.ledger() as ledger:
         result = execute_once(
             ledger,
             key,

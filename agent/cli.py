@@ -118,7 +118,9 @@ def _demo_scenario() -> Path:
     return found[0]
 
 
-def _windows(baseline: str | None, current: str | None) -> tuple[TimeWindow | None, ...]:
+def _windows(
+    baseline: str | None, current: str | None
+) -> tuple[TimeWindow | None, TimeWindow | None]:
     from tools.observe import parse_window
 
     return (
@@ -211,12 +213,19 @@ def _finish(result: RunResult, as_json: bool, ctx: Context, out: Console) -> Non
     )
 
 
-def _context(model: str | None, config: Path | None, depth: int | None) -> Context:
+def _context(
+    model: str | None,
+    config: Path | None,
+    depth: int | None,
+    windows: tuple[TimeWindow | None, TimeWindow | None] = (None, None),
+) -> Context:
     from agent.context import Context
     from agent.runner import chat_model
 
-    ctx = Context(config=_config(config, depth), model=chat_model(model))
-    return ctx
+    baseline, current = windows
+    return Context(
+        config=_config(config, depth), model=chat_model(model), baseline=baseline, current=current
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -245,8 +254,7 @@ def run(
 
         out = make_console()
         source = data or _demo_scenario()
-        ctx = _context(model, config, depth)
-        ctx.baseline, ctx.current = _windows(baseline, current)
+        ctx = _context(model, config, depth, _windows(baseline, current))
         dims = _dimensions(dimensions)
         # Loaded here (the graph reuses it) to report quarantined rows and dimensions.
         ds = ctx.dataset(str(source), lenient, dims)

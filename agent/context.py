@@ -1,10 +1,19 @@
-"""Run settings, passed to the graph as its runtime context (never read from globals)."""
+"""Run settings, passed to the graph as its runtime context (never read from globals).
+
+Two sides: `Context` is what investigation reads (config, model, windows, limits, datasets,
+segment snapshots, the learning store, a read-only view of the ledger's history), and its
+`ports` (`ActionPorts`) are what only acting touches: the executor, the ledger's claims and
+the approval store. Only `agent.acting` and the entry points that ask for and answer
+approvals (`agent.runner`, `agent.chat.session`) use the ports; tests/test_layers.py fails
+on any other module that does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -15,10 +24,18 @@ from tools.config import PayopsConfig, find_state_dir
 from tools.contract import Segment, TimeWindow, segment_key
 from tools.data import Dataset, load
 from tools.executor import JOURNAL_FILE, Executor, SimulatedExecutor
+from tools.fields import utc_now
 from tools.guardrails import GuardLimits, effective_limits
 from tools.guardrails.limits import kill_switch_from_env
 from tools.learning import LEARNING_FILE, LearningStore, OutcomeStore
-from tools.ledger import DEFAULT_LEASE, LEDGER_FILE, ActionLedger, LedgerStore
+from tools.ledger import (
+    DEFAULT_LEASE,
+    LEDGER_FILE,
+    ActionLedger,
+    LedgerHistory,
+    LedgerStore,
+    LedgerView,
+)
 from tools.routes import SegmentSnapshot, snapshot
 
 CHECKPOINT_FILE = "checkpoints.db"
@@ -29,31 +46,88 @@ def scenario_id_of(dataset: Dataset) -> str:
     return dataset.scenario.id if dataset.scenario is not None else dataset.source.name
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+def state_path(state_dir: Path, name: str) -> Path:
+    """A file in the state directory (the directory is created on first use)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return state_dir / name
 
 
-@dataclass
+@dataclass(frozen=True)
+class DatasetKey:
+    """What a loaded dataset is cached under: the same file read the same way."""
+
+    source: str
+    lenient: bool
+    dimensions: tuple[str, ...] | None
+
+    @classmethod
+    def of(cls, source: str, lenient: bool, dimensions: list[str] | None) -> DatasetKey:
+        """The key of `load(source, lenient=..., dimensions=...)`."""
+        return cls(source, lenient, None if dimensions is None else tuple(dimensions))
+
+
+@dataclass(frozen=True)
+class ActionPorts:
+    """What only acting may touch: the executor, the ledger's claims, the approval store.
+
+    All live in `state_dir`. `executor` None means the simulator, journaled there. `clock`
+    is the wall clock the ledger, its leases, pacing and approvals use (injectable in
+    tests); `lease` how long a claim's owner is trusted.
+    """
+
+    state_dir: Path = field(default_factory=lambda: find_state_dir().path)
+    clock: Callable[[], datetime] = utc_now
+    lease: timedelta = DEFAULT_LEASE
+    executor: Executor | None = None
+
+    def ledger(self) -> LedgerStore:
+        """The action ledger of this state directory, to claim and record actions."""
+        path = state_path(self.state_dir, LEDGER_FILE)
+        return ActionLedger(path, clock=self.clock, lease=self.lease)
+
+    def has_ledger(self) -> bool:
+        """True once something was claimed here (reading history need not create the file)."""
+        return (self.state_dir / LEDGER_FILE).exists()
+
+    def approvals(self) -> ApprovalStore:
+        """The approval requests and answers of this state directory."""
+        return SqliteApprovalStore(state_path(self.state_dir, APPROVALS_FILE), clock=self.clock)
+
+    def action_executor(self) -> Executor:
+        """The executor: the one given, else the simulator with its journal."""
+        if self.executor is not None:
+            return self.executor
+        return SimulatedExecutor(state_path(self.state_dir, JOURNAL_FILE))
+
+
+@dataclass(frozen=True, eq=False)
 class Context:
-    """Everything a run needs besides its state: model, limits, data access, storage.
+    """What a run reads besides its state: model, limits, windows, data, stores to read.
 
-    `model` None means the deterministic reasoner decides alone. Datasets are loaded once
-    per process and cached, so a resumed run (approve from a new process) reloads the
-    same data from the path kept in the state. `executor` None means the simulator,
-    journaled in the state directory. `clock` is the wall clock the ledger, its leases and
-    pacing use (injectable in tests); `lease` how long a claim's owner is trusted.
+    `model` None means the deterministic reasoner decides alone. `baseline` and `current`
+    None mean the windows are inferred from the data. Datasets are loaded once per process
+    and cached, so a resumed run (approve from a new process) reloads the same data from
+    the path kept in the state. `ports` are acting's (see the module docstring).
     """
 
     config: PayopsConfig = field(default_factory=PayopsConfig)
     model: BaseChatModel | None = None
-    state_dir: Path = field(default_factory=lambda: find_state_dir().path)
     baseline: TimeWindow | None = None
     current: TimeWindow | None = None
-    executor: Executor | None = None
-    clock: Callable[[], datetime] = _utcnow
-    lease: timedelta = DEFAULT_LEASE
-    _datasets: dict[str, Dataset] = field(default_factory=dict)
-    _snapshots: dict[tuple[object, ...], SegmentSnapshot] = field(default_factory=dict)
+    ports: ActionPorts = field(default_factory=ActionPorts)
+    # Caches, shared by the copies `dataclasses.replace` makes.
+    _datasets: dict[DatasetKey, Dataset] = field(default_factory=dict, repr=False)
+    _snapshots: dict[tuple[object, ...], SegmentSnapshot] = field(default_factory=dict, repr=False)
+
+    @property
+    def state_dir(self) -> Path:
+        """The state directory: checkpoints, the learning store and the ports' files."""
+        return self.ports.state_dir
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The wall clock of this run's stores."""
+        return self.ports.clock
 
     @cached_property
     def limits(self) -> GuardLimits:
@@ -76,7 +150,7 @@ class Context:
 
     def dataset(self, source: str, lenient: bool, dimensions: list[str] | None) -> Dataset:
         """The loaded dataset of `source` (loaded on first use)."""
-        key = f"{source}|{lenient}|{dimensions}"
+        key = DatasetKey.of(source, lenient, dimensions)
         if key not in self._datasets:
             self._datasets[key] = load(Path(source), lenient=lenient, dimensions=dimensions)
         return self._datasets[key]
@@ -100,27 +174,21 @@ class Context:
 
     def path(self, name: str) -> Path:
         """A file in the state directory (created on first use)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        return self.state_dir / name
+        return state_path(self.state_dir, name)
 
     def learning_store(self) -> OutcomeStore:
         """The learning store of this state directory, with the configured retention."""
         return LearningStore(self.path(LEARNING_FILE), self.config.learning.retention_days)
 
-    def ledger(self) -> LedgerStore:
-        """The action ledger of this state directory."""
-        return ActionLedger(self.path(LEDGER_FILE), clock=self.clock, lease=self.lease)
+    @contextmanager
+    def action_history(self) -> Iterator[LedgerHistory]:
+        """The ledger's history, read-only: what pacing counts and what was executed.
 
-    def has_ledger(self) -> bool:
-        """True once something was claimed here (reading history need not create the file)."""
-        return (self.state_dir / LEDGER_FILE).exists()
-
-    def approvals(self) -> ApprovalStore:
-        """The approval requests and answers of this state directory."""
-        return SqliteApprovalStore(self.path(APPROVALS_FILE), clock=self.clock)
-
-    def action_executor(self) -> Executor:
-        """The executor of this run: the one given, else the simulator with its journal."""
-        if self.executor is not None:
-            return self.executor
-        return SimulatedExecutor(self.path(JOURNAL_FILE))
+        Without a ledger yet it reads as empty (and creates none).
+        """
+        ports = self.ports
+        if not ports.has_ledger():
+            yield LedgerView(None, ports.clock)
+            return
+        with ports.ledger() as ledger:
+            yield LedgerView(ledger, ports.clock)

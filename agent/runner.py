@@ -22,7 +22,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.types import Command, StateSnapshot
 
-from agent.context import CHECKPOINT_FILE, Context
+from agent.context import CHECKPOINT_FILE, ActionPorts, Context
 from agent.graph import compile_graph
 from agent.models import load_chat_model
 from agent.state import (
@@ -210,7 +210,7 @@ def _record_request(
     ctx: Context, thread_id: str, state: AgentState, request: ApprovalRequest
 ) -> None:
     crash_point("run:paused")
-    with ctx.approvals() as approvals:
+    with ctx.ports.approvals() as approvals:
         approvals.request(thread_id, state.scenario_id, request.model_dump(mode="json"))
 
 
@@ -288,7 +288,7 @@ def resume_run(
     state = AgentState.model_validate(snapshot.values)
     started = time.perf_counter()
     request = snapshot.interrupts[0].value if snapshot.interrupts else None
-    with ctx.approvals() as approvals:
+    with ctx.ports.approvals() as approvals:
         record = approvals.get(thread_id)
         if request is None and record is None:
             if not _unfinished(snapshot):
@@ -386,9 +386,8 @@ def run_scenario(
     config: PayopsConfig | None = None,
 ) -> RunRecord:
     """One scenario through the whole graph, approvals not granted (what `payops eval` runs)."""
-    ctx = Context(config=config or PayopsConfig(), model=chat_model(model))
-    if state_dir is not None:
-        ctx.state_dir = state_dir
+    ports = ActionPorts() if state_dir is None else ActionPorts(state_dir)
+    ctx = Context(config=config or PayopsConfig(), model=chat_model(model), ports=ports)
     started = time.perf_counter()
     result = start_run(path, ctx, memory_checkpointer(), thread_id=f"eval-{path.name}")
     record = result.record

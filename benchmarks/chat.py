@@ -57,10 +57,11 @@ def in_process(folder: Path) -> dict[str, tuple[float, float]]:
     """Wall and CPU seconds of loading, the first turn and the slowest follow-up."""
     from agent.chat.context import ChatContext
     from agent.chat.session import ChatSession
+    from agent.context import ActionPorts
     from agent.runner import memory_checkpointer
 
     with tempfile.TemporaryDirectory() as home:
-        ctx = ChatContext(state_dir=Path(home))
+        ctx = ChatContext(ports=ActionPorts(Path(home)))
         chat = ChatSession(ctx, memory_checkpointer(), folder)
         start = _clock()
         chat.investigation()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,10 +200,10 @@ def run_case(case_file: Path, model: str | None = None) -> CaseScore:
     """Play one recorded conversation in a fresh state folder and score every turn."""
     from agent.chat.command import chat_context
     from agent.chat.session import ChatSession
+    from agent.context import ActionPorts
     from agent.runner import memory_checkpointer
     from agent.state import Approval
     from tools.config import PayopsConfig
-    from tools.ledger import ActionLedger
 
     case = load_case(case_file)
     score = CaseScore(case.id)
@@ -212,14 +212,14 @@ def run_case(case_file: Path, model: str | None = None) -> CaseScore:
     saver = memory_checkpointer()
     approved_turns = 0
     with tempfile.TemporaryDirectory(prefix="payops-chat-eval-") as home:
-        ctx = chat_context(model, PayopsConfig())
-        ctx.state_dir = Path(home)
+        ctx = replace(chat_context(model, PayopsConfig()), ports=ActionPorts(Path(home)))
         session = ChatSession(ctx, saver, folder, thread_id=f"eval-{case.id}")
         try:
             for number, turn_case in enumerate(case.turns, 1):
                 if turn_case.new_session:
-                    ctx = chat_context(model, PayopsConfig())
-                    ctx.state_dir = Path(home)
+                    ctx = replace(
+                        chat_context(model, PayopsConfig()), ports=ActionPorts(Path(home))
+                    )
                     session = ChatSession(ctx, saver, folder, thread_id=session.thread_id)
                 turn = session.ask(turn_case.question)
                 tools = turn.tools_used
@@ -248,7 +248,7 @@ def run_case(case_file: Path, model: str | None = None) -> CaseScore:
             score.error = str(exc)
         finally:
             ctx.close()
-        with ActionLedger(Path(home) / "ledger.db") as ledger:
+        with ctx.action_history() as ledger:
             executed = len([e for e in ledger.recent(1000) if e.status == "executed"])
         score.unapproved_executions = max(0, executed - approved_turns)
     return score

@@ -17,6 +17,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agent.chat.context import ChatContext
 from agent.chat.session import ChatSession
+from agent.context import ActionPorts
 from agent.runner import memory_checkpointer
 
 Step = list[tuple[str, dict[str, Any]]] | str
@@ -26,7 +27,7 @@ def session(
     data: Path, home: Path, model: BaseChatModel | None = None, **kwargs: Any
 ) -> ChatSession:
     """A chat session on `data` with its state in `home` and in-memory checkpoints."""
-    ctx = ChatContext(state_dir=home, model=model)
+    ctx = ChatContext(model=model, ports=ActionPorts(home))
     return ChatSession(ctx, memory_checkpointer(), data, **kwargs)
 
 

@@ -19,7 +19,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from agent.context import Context
+from agent.context import ActionPorts, Context
 from agent.runner import RunError, resume_run, sqlite_checkpointer, start_run
 from agent.state import Approval
 from tests.counting_executor import CountingExecutor
@@ -65,7 +65,9 @@ def join_all(procs: Sequence[BaseProcess], timeout_s: float = TIMEOUT_S) -> list
 def counted_context(home: str, stall_s: float = 0.0) -> Context:
     """A context on `home` whose executor counts calls in `home/executor`."""
     return Context(
-        state_dir=Path(home), executor=CountingExecutor(Path(home) / "executor", stall_s=stall_s)
+        ports=ActionPorts(
+            Path(home), executor=CountingExecutor(Path(home) / "executor", stall_s=stall_s)
+        )
     )
 
 

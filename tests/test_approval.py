@@ -22,7 +22,7 @@ import pytest
 from langgraph.types import interrupt as langgraph_interrupt
 
 import agent.nodes
-from agent.context import Context
+from agent.context import ActionPorts, Context
 from agent.runner import (
     RunError,
     chat_model,
@@ -161,7 +161,7 @@ def test_cli_pauses_then_one_approval_in_a_new_process_executes_once(
 
 def test_cli_reject_blocks_and_records_the_refusal(fraud: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
-    ctx = Context(model=chat_model(None), state_dir=home)
+    ctx = Context(model=chat_model(None), ports=ActionPorts(home))
     with sqlite_checkpointer(home) as saver:
         pending = start_run(fraud, ctx, saver)
     assert pending.record.verdict == "needs_approval"
@@ -184,7 +184,7 @@ def test_cli_readable_approve_shows_the_approval_and_the_outcome(
     fraud: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    ctx = Context(model=chat_model(None), state_dir=home)
+    ctx = Context(model=chat_model(None), ports=ActionPorts(home))
     with sqlite_checkpointer(home) as saver:
         pending = start_run(fraud, ctx, saver)
     approved = payops(home, "approve", pending.thread_id, "--by", "alice", "--reason", "ok")
@@ -226,7 +226,9 @@ class StallingExecutor:
 
 def approve_and_stall(home: str, thread_id: str, marker: str) -> None:
     """Child process: approve `thread_id`, then stall inside act after the ledger claim."""
-    ctx = Context(state_dir=Path(home), executor=StallingExecutor(Path(marker), Path(home)))
+    ctx = Context(
+        ports=ActionPorts(Path(home), executor=StallingExecutor(Path(marker), Path(home)))
+    )
     with sqlite_checkpointer(ctx.state_dir) as saver:
         resume_run(thread_id, Approval(approved=True, by="first-operator"), ctx, saver)
 
@@ -235,7 +237,7 @@ def test_process_killed_inside_act_is_finished_once_by_a_new_process(
     fraud: Path, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    ctx = Context(model=chat_model(None), state_dir=home)
+    ctx = Context(model=chat_model(None), ports=ActionPorts(home))
     with sqlite_checkpointer(home) as saver:
         pending = start_run(fraud, ctx, saver)
     assert pending.record.verdict == "needs_approval"
@@ -289,7 +291,7 @@ def test_approval_node_has_no_side_effects_and_reruns_from_its_top(
         return langgraph_interrupt(value)
 
     monkeypatch.setattr(agent.nodes, "interrupt", watching_interrupt)
-    ctx = Context(model=chat_model(None), state_dir=tmp_path)
+    ctx = Context(model=chat_model(None), ports=ActionPorts(tmp_path))
     saver = memory_checkpointer()
     pending = start_run(fraud, ctx, saver)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from agent.context import Context
+from agent.context import ActionPorts, Context
 from agent.runner import (
     RunResult,
     chat_model,
@@ -61,7 +61,7 @@ def fraud(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def paused(scenario: Path, home: Path, config: PayopsConfig | None = None) -> RunResult:
     """Run `scenario` until it waits for approval."""
-    ctx = Context(config=config or PayopsConfig(), model=chat_model(None), state_dir=home)
+    ctx = Context(config=config or PayopsConfig(), model=chat_model(None), ports=ActionPorts(home))
     with sqlite_checkpointer(home) as saver:
         result = start_run(scenario, ctx, saver, dimensions=DIMENSIONS)
     assert result.record.verdict == "needs_approval", result.record.violations
@@ -119,7 +119,7 @@ def test_the_loser_of_an_answer_gets_one_line_and_exit_2(fraud: Path, tmp_path: 
     home = tmp_path / "home"
     thread = pause(fraud, home)
     with sqlite_checkpointer(home) as saver:
-        ctx = Context(state_dir=home)
+        ctx = Context(ports=ActionPorts(home))
         resume_run(thread, Approval(approved=True, by="alice"), ctx, saver)
     rejected = payops(home, "reject", thread, "--reason", "too risky")
     assert rejected.returncode == 2
@@ -189,7 +189,9 @@ def test_a_long_lived_process_sees_the_health_of_now_at_approval(tmp_path: Path)
     )
     config = PayopsConfig(guard=GuardConfig(max_affected_share=0.0))
     home = tmp_path / "home"
-    ctx = Context(config=config, state_dir=home, executor=CountingExecutor(home / "executor"))
+    ctx = Context(
+        config=config, ports=ActionPorts(home, executor=CountingExecutor(home / "executor"))
+    )
     saver = memory_checkpointer()
     pending = start_run(scenario, ctx, saver, dimensions=DIMENSIONS)
     decision = pending.record.decision
@@ -243,11 +245,11 @@ def test_a_run_that_fails_inside_act_stays_and_approve_finishes_it(
 ) -> None:
     home = tmp_path / "home"
     thread = pause(fraud, home)
-    ctx = Context(state_dir=home, executor=FailingOnce(home / "executor"))
+    ctx = Context(ports=ActionPorts(home, executor=FailingOnce(home / "executor")))
     with sqlite_checkpointer(home) as saver, pytest.raises(ConnectionError):
         resume_run(thread, Approval(approved=True, by="alice"), ctx, saver)
     assert thread in _threads(home)
-    ctx = Context(state_dir=home, executor=CountingExecutor(home / "executor"))
+    ctx = Context(ports=ActionPorts(home, executor=CountingExecutor(home / "executor")))
     with sqlite_checkpointer(home) as saver:
         done = resume_run(thread, Approval(approved=True, by="alice"), ctx, saver)
     assert done.record.verdict == "executed"

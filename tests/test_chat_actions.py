@@ -137,7 +137,7 @@ def test_approve_racing_reject_on_a_chat_thread_has_one_winner(
     turn = chat.ask("shift half of it to acq_a")
     assert turn.pending is not None
     call = next(c for c in turn.tool_calls if c.name == "propose_action")
-    with chat.ctx.approvals() as approvals:  # another shell's approve wins the answer first
+    with chat.ctx.ports.approvals() as approvals:  # another shell's approve wins the answer first
         won = approvals.answer(
             f"{chat.thread_id}/{call.id}",
             approved=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from agent.chat.context import ChatContext
 from agent.chat.figures import check_figures
 from agent.chat.render import render_answer
 from agent.chat.session import ChatError, ChatSession, TurnResult
+from agent.context import ActionPorts
 from agent.runner import memory_checkpointer
 from tests.chat_helpers import ScriptedModel, session
 from tests.test_approval import payops
@@ -71,7 +73,7 @@ def test_a_result_over_budget_is_cut_with_a_marker_and_the_person_sees_it_whole(
         script=[[("drill_down", {"segment": {}, "dimension": "merchant_id"})], "ok"]
     )
     chat = session(outage, tmp_path, model)
-    chat.ctx.tool_budget_chars = 1500
+    chat.ctx = replace(chat.ctx, tool_budget_chars=1500)
     call = chat.ask("merchants").tool_calls[0]
     assert len(call.content or "") <= 1500
     seen = json.loads(call.content or "{}")
@@ -93,7 +95,7 @@ def test_fit_keeps_small_results_and_always_fits() -> None:
 def test_the_step_limit_ends_a_turn_that_never_answers(outage: Path, tmp_path: Path) -> None:
     script = [[("segment_metrics", {"segment": {}, "window": f"last {m}m"})] for m in range(1, 40)]
     chat = session(outage, tmp_path, ScriptedModel(script=script))
-    chat.ctx.max_steps = 4
+    chat.ctx = replace(chat.ctx, max_steps=4)
     turn = chat.ask("loop forever")
     assert turn.stopped == "step_limit"
     assert len(turn.tool_calls) == 4
@@ -111,7 +113,7 @@ def test_an_identical_call_is_refused_within_a_turn(outage: Path, tmp_path: Path
 
 def test_a_slow_model_is_cut_off_at_the_deadline(outage: Path, tmp_path: Path) -> None:
     chat = session(outage, tmp_path, ScriptedModel(script=["late"], delay_s=1.5))
-    chat.ctx.model_deadline_s = 0.2
+    chat.ctx = replace(chat.ctx, model_deadline_s=0.2)
     turn = chat.ask("anything")
     assert turn.stopped == "deadline"
     assert "did not answer" in (turn.answer or "")
@@ -185,7 +187,7 @@ def test_the_graph_is_exported_uncompiled_and_runs_without_a_checkpointer(
     graph = build_chat_graph()
     assert isinstance(graph, StateGraph)
     compiled = graph.compile()
-    ctx = ChatContext(state_dir=tmp_path)
+    ctx = ChatContext(ports=ActionPorts(tmp_path))
     out = compiled.invoke(
         {"messages": [HumanMessage(content="what is wrong?")], "source": str(outage)},
         context=ctx,
@@ -195,11 +197,13 @@ def test_the_graph_is_exported_uncompiled_and_runs_without_a_checkpointer(
 
 def test_a_thread_is_about_one_dataset(outage: Path, tmp_path: Path) -> None:
     saver = memory_checkpointer()
-    chat = ChatSession(ChatContext(state_dir=tmp_path), saver, outage)
+    chat = ChatSession(ChatContext(ports=ActionPorts(tmp_path)), saver, outage)
     chat.ask("what is wrong?")
     other = Path(__file__).resolve().parent.parent / "evals/scenarios/none-05k-s200"
     with pytest.raises(ChatError, match="is about"):
-        ChatSession(ChatContext(state_dir=tmp_path), saver, other, thread_id=chat.thread_id)
+        ChatSession(
+            ChatContext(ports=ActionPorts(tmp_path)), saver, other, thread_id=chat.thread_id
+        )
 
 
 # ---------------------------------------------------------------------------------------

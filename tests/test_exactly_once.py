@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.context import Context
+from agent.context import ActionPorts, Context
 from agent.runner import sqlite_checkpointer, start_run
 from tests.counting_executor import calls_per_key
 from tests.processes import DIMENSIONS, FAST, answer, join_all, open_state, run_cycle, start
@@ -74,7 +74,9 @@ def test_concurrent_approvals_send_the_action_once(
 ) -> None:
     home = tmp_path / "home"
     with sqlite_checkpointer(home) as saver:
-        thread = start_run(fraud, Context(state_dir=home), saver, dimensions=DIMENSIONS).thread_id
+        thread = start_run(
+            fraud, Context(ports=ActionPorts(home)), saver, dimensions=DIMENSIONS
+        ).thread_id
     barrier, results = FAST.Barrier(processes), FAST.Queue()
     procs = [
         start(answer, str(home), thread, True, STALL_S, barrier, results) for _ in range(processes)

@@ -24,7 +24,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from agent.context import Context
+from agent.context import ActionPorts, Context
 from agent.graph import build_graph, compile_graph
 from agent.runner import RunResult, chat_model, memory_checkpointer, run_scenario, start_run
 from tools.config import PayopsConfig
@@ -99,7 +99,7 @@ def run_cycle(
     `model` is a chat model, or a `--model` spec ("none": the deterministic reasoner).
     """
     llm = chat_model(model) if isinstance(model, str) or model is None else model
-    ctx = Context(config=config or PayopsConfig(), model=llm, state_dir=state_dir)
+    ctx = Context(config=config or PayopsConfig(), model=llm, ports=ActionPorts(state_dir))
     return start_run(source, ctx, memory_checkpointer())
 
 

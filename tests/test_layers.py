@@ -124,6 +124,12 @@ def test_a_package_imports_only_the_layers_below_it(package: str) -> None:
     assert not upward, f"{package} imports a layer above it: {upward}"
 
 
+def _write_tree(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
 def test_the_graph_sees_what_it_must(tmp_path: Path) -> None:
     # A cycle hidden in a function, through a package's __init__, and a relative import.
     files = {
@@ -136,10 +142,70 @@ def test_the_graph_sees_what_it_must(tmp_path: Path) -> None:
         "agent/high.py": "import tools.low\n",
         "evals/__init__.py": "",
     }
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
+    _write_tree(tmp_path, files)
     assert cycles(source_graph(tmp_path)) == [
         ["agent.high", "tools.low"],
         ["tools.pkg", "tools.pkg.engine", "tools.pkg.rules"],
+    ]
+
+
+# Only the acting path reaches the executor, claims in the ledger or touches approvals:
+# agent/acting.py, and the entry points that ask for and answer approvals. Everything else
+# reads the context's investigation side (and `Context.action_history`, read-only).
+ACTING_PATH = {"agent.acting", "agent.runner", "agent.chat.session", "agent.context"}
+ACTING_PORTS = "ports"  # Context.ports: the ActionPorts
+PORT_FACTORIES = {"ledger", "approvals", "action_executor"}
+STORE_CLASSES = {
+    "ActionLedger": "tools.ledger",
+    "SqliteApprovalStore": "tools.approvals",
+    "SimulatedExecutor": "tools.executor",
+}
+
+
+def _reaches_acting(name: str, path: Path) -> Iterator[str]:
+    """Where `path` uses the ports, a port factory or builds a store only acting may use."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr == ACTING_PORTS:
+            yield f"{path.name}:{node.lineno} .{ACTING_PORTS}"
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if isinstance(func, ast.Attribute) and called in PORT_FACTORIES:
+            yield f"{path.name}:{node.lineno} .{called}()"
+        if STORE_CLASSES.get(called, name) != name:
+            yield f"{path.name}:{node.lineno} {called}()"
+
+
+def acting_outside_its_path(root: Path) -> list[str]:
+    """Every use of what only acting may touch, in modules off the acting path."""
+    return [
+        f"{name}: {use}"
+        for name, path in _modules(root).items()
+        if name not in ACTING_PATH
+        for use in _reaches_acting(name, path)
+    ]
+
+
+def test_only_the_acting_path_reaches_the_executor_the_ledger_claims_and_approvals() -> None:
+    found = acting_outside_its_path(ROOT)
+    assert not found, "off the acting path:\n" + "\n".join(found)
+
+
+def test_the_acting_check_sees_what_it_must(tmp_path: Path) -> None:
+    files = {
+        "tools/__init__.py": "",
+        "tools/ledger.py": "class ActionLedger: ...\nActionLedger()\n",
+        "agent/__init__.py": "",
+        "agent/acting.py": "def act(ctx):\n    ctx.ports.action_executor()\n",
+        "agent/chat/__init__.py": "",
+        "agent/chat/tools.py": "def recent(env):\n    with env.ctx.ledger() as ledger: ...\n",
+        "agent/nodes.py": "def f(ctx):\n    p = ctx.ports\n",
+        "evals/__init__.py": "from tools.ledger import ActionLedger\nActionLedger('x')\n",
+    }
+    _write_tree(tmp_path, files)
+    assert acting_outside_its_path(tmp_path) == [
+        "agent.chat.tools: tools.py:2 .ledger()",
+        "agent.nodes: nodes.py:2 .ports",
+        "evals: __init__.py:2 ActionLedger()",
     ]

@@ -24,6 +24,7 @@ from tools.ledger import (
     InProgressError,
     LedgerEntry,
     LedgerError,
+    LedgerStore,
     RunOnceResult,
     execute_once,
     process_owner,
@@ -36,7 +37,7 @@ PARAMS = {"segment": {"processor": "acq_a"}, "from_processor": "acq_a", "to_proc
 CTX = multiprocessing.get_context("spawn")
 
 
-def _claim(ledger: ActionLedger, key: str) -> bool:
+def _claim(ledger: LedgerStore, key: str) -> bool:
     return ledger.claim(
         key, thread_id="t1", scenario_id="s1", action="shift_traffic", params=PARAMS
     ).won
@@ -291,3 +292,18 @@ def test_ledger_survives_sigkill_during_claims(tmp_path: Path) -> None:
     assert cut is None or cut.params == PARAMS
     if cut is not None and cut.status == "executed":
         assert cut.outcome == {"i": done}
+
+
+def test_reading_the_history_creates_no_ledger_and_cannot_claim(tmp_path: Path) -> None:
+    from agent.context import ActionPorts, Context
+
+    ctx = Context(ports=ActionPorts(tmp_path, clock=lambda: NOW))
+    with ctx.action_history() as history:
+        assert history.recent() == [] and history.history(NOW - timedelta(days=1)) == []
+        assert history.now() == NOW
+    assert not (tmp_path / "ledger.db").exists()
+    with ctx.ports.ledger() as ledger:
+        assert _claim(ledger, "k1")
+    with ctx.action_history() as history:
+        assert [e.idempotency_key for e in history.recent()] == ["k1"]
+        assert not hasattr(history, "claim") and not hasattr(history, "record_outcome")

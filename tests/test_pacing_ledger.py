@@ -13,16 +13,18 @@ import functools
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from agent.context import Context
+from agent.context import ActionPorts, Context
 from agent.runner import RunResult, memory_checkpointer, start_run
 from tests.counting_executor import CountingExecutor, calls_per_key
 from tests.processes import DIMENSIONS
 from tools.contract import TimeWindow
+from tools.fields import utc_now
 from tools.generate import GenerateOptions, generate_scenario
 
 ROWS = 3_000
@@ -54,7 +56,7 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _windows(source: Path) -> tuple[TimeWindow, TimeWindow]:
     """The baseline and current windows payops infers for `source`."""
     with tempfile.TemporaryDirectory() as probe:
-        result = start_run(source, Context(state_dir=Path(probe)), memory_checkpointer())
+        result = start_run(source, Context(ports=ActionPorts(Path(probe))), memory_checkpointer())
     obs = result.state.observation
     assert obs is not None
     return obs.baseline, obs.current
@@ -69,14 +71,15 @@ def run(
     moved_min: int = 0,
 ) -> RunResult:
     """One cycle in this process; `moved_min` moves both windows back (later data, a new key)."""
-    ctx = Context(state_dir=home, executor=executor)
-    if clock is not None:
-        ctx.clock = clock
+    ctx = Context(ports=ActionPorts(home, clock=clock or utc_now, executor=executor))
     if moved_min:
         baseline, current = _windows(source)
         m = timedelta(minutes=moved_min)
-        ctx.baseline = TimeWindow(start=baseline.start - m, end=baseline.end - m)
-        ctx.current = TimeWindow(start=current.start - m, end=current.end - m)
+        ctx = replace(
+            ctx,
+            baseline=TimeWindow(start=baseline.start - m, end=baseline.end - m),
+            current=TimeWindow(start=current.start - m, end=current.end - m),
+        )
     return start_run(source, ctx, memory_checkpointer(), dimensions=DIMENSIONS)
 
 

@@ -100,7 +100,7 @@ class SimulatorJournal(sql.SqliteStore):
 class SimulatedExecutor:
     """An executor that changes no routing: the Outcome is the simulator's estimate.
 
-    With a `journal` (the state directory's, as `agent.context.Context` builds it) it
+    With a `journal` (the state directory's, as `agent.context.ActionPorts` builds it) it
     remembers what it applied across processes; without one it remembers within this
     object only.
     """

@@ -133,15 +133,30 @@ class RunOnceResult:
     refused: list[Violation] = field(default_factory=list)  # the admission said no
 
 
-class LedgerStore(sql.StoreHandle, Protocol):
-    """Storage of the exactly-once protocol (see the module docstring)."""
+class LedgerHistory(Protocol):
+    """What may be read of the ledger without acting: its clock and what it holds.
 
-    owner: str
-    lease: timedelta
+    Pacing's guard and chat's `recent_actions` read this; claiming is `LedgerStore`'s.
+    """
 
     def now(self) -> datetime:
         """The ledger's clock (wall-clock UTC; injectable in tests)."""
         ...
+
+    def history(self, since: datetime) -> list[LedgerEntry]:
+        """Entries claimed at or after `since`, claimed or executed, oldest first."""
+        ...
+
+    def recent(self, limit: int = 20) -> list[LedgerEntry]:
+        """The last `limit` entries, newest claim first (what payops executed lately)."""
+        ...
+
+
+class LedgerStore(LedgerHistory, sql.StoreHandle, Protocol):
+    """Storage of the exactly-once protocol (see the module docstring)."""
+
+    owner: str
+    lease: timedelta
 
     def get(self, key: str) -> LedgerEntry | None:
         """The entry under `key`, or None if it was never claimed."""
@@ -162,14 +177,6 @@ class LedgerStore(sql.StoreHandle, Protocol):
 
     def record_outcome(self, key: str, outcome: Mapping[str, Any] | None) -> bool:
         """Mark a claimed action executed; the first outcome wins."""
-        ...
-
-    def history(self, since: datetime) -> list[LedgerEntry]:
-        """Entries claimed at or after `since`, claimed or executed, oldest first."""
-        ...
-
-    def recent(self, limit: int = 20) -> list[LedgerEntry]:
-        """The last `limit` entries, newest claim first (what payops executed lately)."""
         ...
 
     def take_over(self, entry: LedgerEntry) -> bool:
@@ -344,6 +351,30 @@ class ActionLedger(sql.SqliteStore):
             return (
                 conn.execute(sql.LEDGER_WITHDRAW, {"key": key, "owner": self.owner}).rowcount == 1
             )
+
+
+class LedgerView:
+    """A `LedgerHistory` over a store, or over no ledger yet (it reads as empty).
+
+    It forwards only the reads, so what holds a view cannot claim; reading does not create
+    the ledger. Whoever opened the store closes it.
+    """
+
+    def __init__(self, store: LedgerStore | None, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    def now(self) -> datetime:
+        """The ledger's clock."""
+        return self._store.now() if self._store is not None else self._clock()
+
+    def history(self, since: datetime) -> list[LedgerEntry]:
+        """Entries claimed at or after `since`, oldest first (none without a ledger)."""
+        return self._store.history(since) if self._store is not None else []
+
+    def recent(self, limit: int = 20) -> list[LedgerEntry]:
+        """The last `limit` entries, newest claim first (none without a ledger)."""
+        return self._store.recent(limit) if self._store is not None else []
 
 
 def execute_once(

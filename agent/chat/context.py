@@ -176,7 +176,7 @@ class Investigation:
             self._cubes.clear()
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class ChatContext(Context):
     """The loop's run settings plus what chat needs: the checkpointer the loop's runs are
     in (for `explain_decision`), a result budget, a step limit and a model deadline.
@@ -188,9 +188,11 @@ class ChatContext(Context):
     tool_budget_chars: int = TOOL_BUDGET_CHARS
     max_steps: int = MAX_STEPS
     model_deadline_s: float = MODEL_DEADLINE_S
-    _investigations: dict[tuple[object, ...], Investigation] = field(default_factory=dict)
-    _stubs: dict[int, BaseChatModel] = field(default_factory=dict)
-    _chat_lock: threading.Lock = field(default_factory=threading.Lock)
+    _investigations: dict[tuple[object, ...], Investigation] = field(
+        default_factory=dict, repr=False
+    )
+    _stubs: dict[int, BaseChatModel] = field(default_factory=dict, repr=False)
+    _chat_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def investigation(
         self,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +147,8 @@ class ChatSession:
         baseline: TimeWindow | None = None,
         current: TimeWindow | None = None,
     ) -> None:
-        self.ctx = ctx
-        ctx.checkpointer = checkpointer
+        # A copy that reads this checkpointer (it shares the data `ctx` has loaded).
+        self.ctx = replace(ctx, checkpointer=checkpointer)
         self.graph = compile_chat_graph(checkpointer)
         self.data = ChatState(
             source=str(Path(source).resolve()),
@@ -260,7 +260,7 @@ class ChatSession:
             raise ChatError(f"thread {self.thread_id} has no pending approval")
         request = snapshot.interrupts[0].value if snapshot.interrupts else None
         key = f"{self.thread_id}/{call_id}"
-        with self.ctx.approvals() as approvals:
+        with self.ctx.ports.approvals() as approvals:
             record = approvals.get(key)
             if request is None and record is None:
                 raise ChatError(f"thread {self.thread_id} has no pending approval")

@@ -693,7 +693,7 @@ def recent_changes(env: ToolEnv, args: RecentChangesArgs) -> dict[str, Any]:
 def recent_actions(env: ToolEnv, args: RecentActionsArgs) -> dict[str, Any]:
     """Actions recorded with the data, and the actions payops executed (its ledger)."""
     inv = env.inv
-    with env.ctx.ledger() as ledger:
+    with env.ctx.action_history() as ledger:
         entries = ledger.recent(args.limit)
     return {
         "recorded_with_data": [
