@@ -22,9 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tools.contract import RunRecord, ScenarioSpec
-from tools.data import DataError
-
-SCENARIO_FILE = "scenario.json"
+from tools.data import SCENARIO_FILE, DataError, read_scenario
 
 Runner = Callable[..., RunRecord]
 
@@ -61,19 +59,6 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def read_spec(folder: Path) -> ScenarioSpec:
-    """The scenario.json of a scenario folder; DataError names the file on a bad one."""
-    spec_path = folder / SCENARIO_FILE
-    try:
-        return ScenarioSpec.model_validate_json(spec_path.read_bytes())
-    except OSError as exc:
-        raise DataError(spec_path, f"cannot read: {exc.strerror or exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise DataError(spec_path, f"{where}: {first['msg']}") from None
-
-
 def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
     """The readable scenario specs keyed by scenario id, in folder order.
 
@@ -84,7 +69,7 @@ def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
     origin: dict[str, Path] = {}
     for folder in folders:
         try:
-            spec = read_spec(folder)
+            spec = read_scenario(folder / SCENARIO_FILE)
         except DataError:
             continue
         if spec.id in specs:
@@ -98,7 +83,7 @@ def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
 
 def _scenario_id(folder: Path) -> str:
     try:
-        return read_spec(folder).id
+        return read_scenario(folder / SCENARIO_FILE).id
     except DataError:
         return folder.name
 

@@ -505,3 +505,38 @@ def test_lines_stay_right_when_the_file_is_read_in_parallel(
     assert ds.conn.execute(
         f"SELECT count(*) FROM {ds.table} WHERE line <> amount_minor + 2"
     ).fetchone() == (0,)
+
+
+# --- hostile files that escaped as tracebacks or hangs --------------------------------------
+
+
+@pytest.mark.parametrize("ts", ["10000-03-01T10:00:00Z", "0000-03-01T10:00:00Z"])
+def test_a_timestamp_outside_years_1_to_9999_is_a_row_error(tmp_path: Path, ts: str) -> None:
+    # DuckDB parses these, but no datetime can hold them: observe used to crash on them.
+    path = write_csv(tmp_path, rows(4, t3={"ts": ts}))
+    err = bad_load(path)
+    assert (err.line, err.column) == (4, "ts")
+    assert f"timestamp out of range '{ts}'" in err.reason
+    assert load(path, lenient=True).rows == 3
+
+
+def test_a_scenario_nested_too_deep_is_one_error(tmp_path: Path) -> None:
+    folder = scenario(tmp_path / "deep", "[" * 100_000 + "]" * 100_000, rows(1))
+    err = bad_load(folder)
+    assert err.file == str(folder / "scenario.json") and "nested" in err.reason
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_scenario_linked_to_an_endless_device_is_refused(tmp_path: Path, device: str) -> None:
+    folder = tmp_path / "endless"
+    folder.mkdir()
+    write_csv(folder, rows(1), name="transactions.csv")
+    (folder / "scenario.json").symlink_to(device)
+    err = bad_load(folder)
+    assert err.file == str(folder / "scenario.json") and "not a regular file" in err.reason
+
+
+def test_a_huge_scenario_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    folder = scenario(tmp_path / "huge", json.dumps({"id": "x", "description": "y" * (9 << 20)}))
+    write_csv(folder, rows(1), name="transactions.csv")
+    assert "larger than" in bad_load(folder).reason

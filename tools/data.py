@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import re
+import stat
 import tempfile
 import zlib
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ NOT_DIMENSIONS = frozenset(
 # Where row numbers start: the CSV header is line 1; JSONL and Parquet have none.
 _LINE_OFFSET: dict[FileKind, int] = {"csv": 2, "csv.gz": 2, "parquet": 1, "jsonl": 1}
 _MAX_HEADER_BYTES = 1 << 20
+# A scenario.json is a few kilobytes; anything past this is not one.
+MAX_SCENARIO_BYTES = 8 << 20
 # DuckDB's CSV read buffer. Set explicitly: on 10M rows the ordered insert then costs ~20%
 # less CPU than with the default. Each buffer is scanned by one thread.
 CSV_BUFFER_BYTES = 32 << 20
@@ -238,15 +241,37 @@ def quarantine_file(file: Path, quarantine_dir: Path | None = None) -> Path:
 
 
 def read_scenario(file: Path) -> ScenarioSpec:
-    """Parse a `scenario.json`; DataError names the JSON line or the failing field."""
+    """Parse a `scenario.json`; DataError names the JSON line or the failing field.
+
+    The one reader of scenario files (the loader and the eval harness both use it). It
+    reads regular files only, of at most `MAX_SCENARIO_BYTES`, so a link to a device or a
+    pipe cannot hang it or fill memory, and a document nested too deeply is an error, not a
+    crash.
+    """
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise DataError(file, "missing: a scenario folder needs scenario.json") from None
+    except OSError as exc:
+        raise DataError(file, f"cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(file, "not a regular file (a scenario.json must be a JSON file)")
+        try:
+            data = fh.read(MAX_SCENARIO_BYTES + 1)
+        except OSError as exc:
+            raise DataError(file, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise DataError(file, f"larger than {MAX_SCENARIO_BYTES >> 20} MiB: not a scenario file")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(file, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DataError(file, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(file, f"cannot read: {exc}") from None
+    except RecursionError:
+        raise DataError(file, "invalid JSON: nested too deeply") from None
     try:
         return ScenarioSpec.model_validate(raw)
     except ValidationError as exc:

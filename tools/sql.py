@@ -332,6 +332,10 @@ def _empty_or(col: str, message: str) -> str:
     return f"CASE WHEN trim({_raw(col)}) = '' THEN 'empty value (required)' ELSE {message} END"
 
 
+# Timestamps DuckDB parses but no datetime can hold (year 10000, years BC) are bad rows.
+_FIRST_TS = "TIMESTAMP '0001-01-01 00:00:00'"
+_PAST_LAST_TS = "TIMESTAMP '10000-01-01 00:00:00'"
+
 # Row rules, checked in this order; a row reports the first it breaks:
 # (code, column, condition on the typed row, message).
 ERR_DUPLICATE = 10
@@ -346,6 +350,12 @@ ROW_RULES: tuple[tuple[int, str, str, str], ...] = (
             f"'unparseable timestamp ' || {_shown(_raw('ts'))}"
             " || ' (expected ISO-8601, e.g. 2026-03-01T10:15:02Z)'",
         ),
+    ),
+    (
+        11,
+        "ts",
+        f"ts < {_FIRST_TS} OR ts >= {_PAST_LAST_TS}",
+        f"'timestamp out of range ' || {_shown(_raw('ts'))} || ' (years 1 to 9999)'",
     ),
     (
         3,
