@@ -64,12 +64,19 @@ class UserError(Exception):
     """An error the user can fix; printed without a traceback."""
 
 
+# Errors a user can act on, by module: a command can only raise those of modules it has
+# imported, so `user_errors` looks them up instead of importing the agent (LangGraph and
+# LangChain take most of a second) into commands such as `observe` that never use it.
+_USER_ERRORS = (
+    ("agent.models", "ModelConfigError"),
+    ("agent.runner", "RunError"),
+    ("tools.config", "ConfigError"),
+)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn every error a user can act on into one line on stderr and exit code 2."""
-    from agent.models import ModelConfigError
-    from agent.runner import RunError
-    from tools.config import ConfigError
     from tools.data import DataError
 
     try:
@@ -77,7 +84,14 @@ def user_errors() -> Iterator[None]:
     except DataError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)}")
         raise typer.Exit(2) from None
-    except (ConfigError, ModelConfigError, RunError, UserError, ValueError) as exc:
+    except Exception as exc:
+        loaded = tuple(
+            getattr(sys.modules[module], name)
+            for module, name in _USER_ERRORS
+            if module in sys.modules
+        )
+        if not isinstance(exc, (UserError, ValueError, *loaded)):
+            raise
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
