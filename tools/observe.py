@@ -7,27 +7,27 @@ the rest). This is the function the graph's observe node and the chat tools both
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from tools.config import ObserveConfig
 from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, utc
-from tools.data import DataError, Dataset
+from tools.data import LEAF_CUBE, DataError, Dataset
 from tools.detection import Detection, DetectionResult, count_models, detect
 from tools.metrics import (
     LeafKey,
     SegmentTable,
     WindowStats,
-    build_leaf_cube,
     code_mix,
     key_of,
     rollup,
 )
 from tools.root_cause import RootCause, localize
+from tools.windows import windows_for_span
 
-CUBE = "observe_leaf"
+CUBE = LEAF_CUBE
 # A code "moved" when its share of attempts rose by at least this much.
 CODE_SHIFT_MIN = 0.005
 
@@ -134,19 +134,10 @@ def infer_windows(dataset: Dataset) -> tuple[TimeWindow, TimeWindow]:
         row = dataset.conn.execute(f'SELECT min(ts), max(ts) FROM "{dataset.table}"').fetchone()
     if row is None or row[0] is None:
         raise DataError(dataset.source, "no transactions to observe")
-    first, last = utc(row[0]), utc(row[1])
-    end = last.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    start = first.replace(second=0, microsecond=0)
-    span = end - start
-    if span >= timedelta(hours=2):
-        split = end - timedelta(hours=1)
-        start = max(start, split - timedelta(hours=24))
-    else:
-        current_len = max(timedelta(minutes=1), span / 5)
-        split = end - timedelta(minutes=round(current_len.total_seconds() / 60))
-        if split <= start:
-            raise DataError(dataset.source, "the data spans too little time to compare windows")
-    return TimeWindow(start=start, end=split), TimeWindow(start=split, end=end)
+    windows = windows_for_span(row[0], row[1])
+    if windows is None:
+        raise DataError(dataset.source, "the data spans too little time to compare windows")
+    return windows
 
 
 def resolve_windows(
@@ -292,7 +283,7 @@ def observe(
     """Segment metrics, anomaly detection and root-cause localization for two windows."""
     baseline, current = resolve_windows(dataset, baseline, current)
     dims = dataset.dimensions
-    build_leaf_cube(dataset.conn, dataset.table, dims, baseline, current, cube=CUBE)
+    dataset.leaf_cube(baseline, current, cube=CUBE)
     table = rollup(dataset.conn, dims, cfg.depth, baseline, current, cube=CUBE)
     result = detect(table, cfg)
     root_causes = _localize_all(dataset, table, result, cfg) if result.detections else []
