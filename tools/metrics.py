@@ -1,10 +1,12 @@
 """Segment metrics for a baseline and a current window, computed in DuckDB.
 
-One scan of the transactions builds a *leaf cube*: counts per (window, every dimension,
-status, decline code), with latency kept as counts above fixed edges so that percentiles
-roll up. Every segment of up to `depth` dimensions is then one `GROUPING SETS` query over
-that small cube. Failures, attempts and slow attempts are additive, which is what
-root-cause localization needs (it subtracts one segment from another).
+One pass over the transactions builds a *leaf cube*: counts per (time bucket, every
+dimension, status, decline code, latency bucket), with latency kept as a bucket so that
+percentiles roll up. The cube of two windows is then a sum of whole buckets, collapsed to
+the window counters of each leaf (one value of every dimension), and every segment of up
+to `depth` dimensions is one GROUP BY over that small table. Failures, attempts and slow
+attempts are additive, which is what root-cause localization needs (it subtracts one
+segment from another).
 """
 
 from __future__ import annotations
@@ -307,8 +309,9 @@ class TimeBuckets:
 class LeafCube:
     """The leaf cube of one pair of windows, as two tables in a DuckDB connection.
 
-    `name`: counts per (is_current, every dimension, status, code, latency bucket);
-    `name_counts`: the window counters per leaf, which every rollup sums.
+    `name`: counts `n` per (is_current, every dimension, status, code), which `code_mix`
+    reads; `name_counts`: the window counters of `WindowStats` per (is_current, leaf),
+    which every rollup sums.
     """
 
     name: str
@@ -334,23 +337,26 @@ def build_leaf_cube(
     *,
     cube: str = "observe_leaf",
 ) -> LeafCube:
-    """One scan of `table`: counts per (window, dimensions, status, code, latency bucket)."""
+    """One scan of `table` (transactions-shaped): the leaf cube of two windows."""
+    buckets = TimeBuckets.of(baseline, current)
+    bucket, params = buckets.sql()
     conn.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {cube} AS
-        SELECT (ts >= $cur_start) AS is_current, {leaf_select(dimensions)}
+        CREATE OR REPLACE TEMP TABLE {cube}_buckets AS
+        SELECT {bucket} AS bucket, {leaf_select(dimensions)}
         FROM {sql.ident(table)}
         WHERE (ts >= $base_start AND ts < $base_end) OR (ts >= $cur_start AND ts < $cur_end)
         GROUP BY ALL
         """,
         {
+            **params,
             "base_start": naive_utc(baseline.start),
             "base_end": naive_utc(baseline.end),
             "cur_start": naive_utc(current.start),
             "cur_end": naive_utc(current.end),
         },
     )
-    return _leaf_counts(conn, cube, dimensions, baseline, current)
+    return window_cube(conn, f"{cube}_buckets", buckets, dimensions, baseline, current, cube=cube)
 
 
 def window_cube(
@@ -365,55 +371,44 @@ def window_cube(
 ) -> LeafCube:
     """The leaf cube of two windows summed from a cube per time bucket (no rescan).
 
-    `buckets_table` holds the leaf columns of `leaf_select` plus `bucket`; `buckets` must
-    serve both windows. The result is the same as `build_leaf_cube` over the same rows.
+    `buckets_table` holds `bucket` and the columns of `leaf_select`; `buckets` must serve
+    both windows. A row in either window is current when it is not earlier than the
+    current window's start.
     """
     if not buckets.serves(baseline, current):
         raise ValueError("the time buckets do not serve these windows")
     inside, now = buckets.of_windows(baseline, current)
     dims = ", ".join(sql.ident(d) for d in dimensions)
+    is_current = f"bucket IN ({', '.join(map(str, now))})" if now else "false"
+    scope = f"bucket IN ({', '.join(map(str, inside))})" if inside else "false"
     conn.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {cube} AS
-        SELECT list_contains($now, bucket) AS is_current, {dims}, status, code, latency_bucket,
-               {leaf_sums()}
-        FROM {sql.ident(buckets_table)}
-        WHERE list_contains($inside, bucket)
-        GROUP BY ALL
-        """,
-        {"inside": inside, "now": now},
+        f"""CREATE OR REPLACE TEMP TABLE {cube} AS
+        SELECT {is_current} AS is_current, {dims}, status, code, sum(n)::BIGINT AS n
+        FROM {sql.ident(buckets_table)} WHERE {scope} GROUP BY ALL"""
     )
-    return _leaf_counts(conn, cube, dimensions, baseline, current)
-
-
-def _leaf_counts(
-    conn: duckdb.DuckDBPyConnection,
-    cube: str,
-    dimensions: Sequence[str],
-    baseline: TimeWindow,
-    current: TimeWindow,
-) -> LeafCube:
-    # Collapse status and code into the window counters once per leaf, so that every
-    # rollup afterwards is plain sums over a table of leaves.
-    dims = ", ".join(sql.ident(d) for d in dimensions)
-    cols = _counter_sql(0) + _counter_sql(1)
-    named = ", ".join(f"({expr})::BIGINT AS v{i}" for i, expr in enumerate(cols))
+    # Status, code and latency collapse into the window counters once per leaf, so that
+    # every rollup afterwards is plain sums over a table of leaves.
+    counters = ", ".join(f"({expr})::BIGINT AS v{i}" for i, expr in enumerate(_counter_sql()))
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {cube}_counts AS "
-        f"SELECT {dims}, {named} FROM {cube} GROUP BY ALL"
+        f"""CREATE OR REPLACE TEMP TABLE {cube}_counts AS
+        SELECT {is_current} AS is_current, {dims}, {counters}
+        FROM {sql.ident(buckets_table)} WHERE {scope} GROUP BY ALL"""
     )
     return LeafCube(cube, tuple(dimensions), baseline, current)
 
 
-def _counter_sql(window: int) -> list[str]:
-    w = f"is_current = {'true' if window else 'false'}"
+def _counter_sql() -> list[str]:
+    """The counters of WindowStats, then latency at or above each edge, over leaf rows.
 
-    def s(pred: str) -> str:
-        return f"sum(n) FILTER (WHERE {w} AND ({pred}))"
+    Sums of CASE, not FILTER clauses: DuckDB runs each FILTER as a pass of its own.
+    """
+
+    def s(pred: str, count: str = "n") -> str:
+        return f"sum(CASE WHEN {pred} THEN {count} ELSE 0 END)"
 
     technical = f"status = 'error' OR code IN ({_in_list(TECHNICAL_CODES)})"
     exprs = {
-        "attempts": f"sum(n) FILTER (WHERE {w})",
+        "attempts": "sum(n)",
         "approved": s("status = 'approved'"),
         "declined": s("status = 'declined'"),
         "errors": s("status = 'error'"),
@@ -425,14 +420,14 @@ def _counter_sql(window: int) -> list[str]:
         "fraud": s(f"code IN ({_in_list(FRAUD_CODES)})"),
         "authentication": s(f"code IN ({_in_list(AUTHENTICATION_CODES)})"),
         "insufficient_funds": s("code = '51'"),
-        "three_ds_attempts": f"sum(tds) FILTER (WHERE {w})",
-        "challenged": f"sum(tds_challenged) FILTER (WHERE {w})",
-        "three_ds_failed": f"sum(tds_failed) FILTER (WHERE {w})",
-        "retries": f"sum(retries) FILTER (WHERE {w})",
+        "three_ds_attempts": "sum(tds)",
+        "challenged": "sum(tds_challenged)",
+        "three_ds_failed": "sum(tds_failed)",
+        "retries": "sum(retries)",
     }
     cols = [exprs[name] for name in _COUNTERS]
     # Attempts at or above edge i are those in bucket i + 1 or higher.
-    cols += [f"sum(n) FILTER (WHERE {w} AND latency_bucket > {i})" for i in range(_N_EDGES)]
+    cols += [s(f"latency_bucket > {i}") for i in range(_N_EDGES)]
     return cols
 
 
@@ -483,31 +478,28 @@ def rollup(
     )
     dims = ", ".join(sql.ident(d) for d in dimensions)
     width = _N_COUNTERS + _N_EDGES
-    values = ", ".join(f"v{i}" for i in range(2 * width))
-    sums = ", ".join(f"sum(v{i})::BIGINT" for i in range(2 * width))
+    values = ", ".join(f"v{i}" for i in range(width))
+    sums = ", ".join(f"sum(v{i})::BIGINT" for i in range(width))
     where, params = _outside(exclude)
     query = f"""
-        SELECT set_index, m, {dims}, {sums}
+        SELECT set_index, m, is_current, {dims}, {sums}
         FROM (
-            SELECT set_index, m, {keys}, {values}
+            SELECT set_index, m, is_current, {keys}, {values}
             FROM (SELECT * FROM {cube}_counts WHERE {where}),
                  (SELECT unnest($masks::BIGINT[]) AS m, unnest(range($sets)) AS set_index)
         )
         GROUP BY ALL
-        ORDER BY set_index, {dims}
+        ORDER BY set_index, {dims}, is_current
     """
     rows = conn.execute(query, {**params, "masks": masks, "sets": len(masks)}).fetchall()
     n_dims = len(dimensions)
-    segments: dict[LeafKey, SegmentMetrics] = {}
+    windows: dict[LeafKey, list[WindowStats]] = {}
     for row in rows:
         mask = int(row[1])
-        key = tuple((dimensions[i], str(row[2 + i])) for i in range(n_dims) if (mask >> i) & 1)
-        counts = row[2 + n_dims :]
-        segments[key] = SegmentMetrics(
-            key,
-            WindowStats.from_values(counts[:width]),
-            WindowStats.from_values(counts[width:]),
-        )
+        key = tuple((dimensions[i], str(row[3 + i])) for i in range(n_dims) if (mask >> i) & 1)
+        pair = windows.setdefault(key, [WindowStats(), WindowStats()])
+        pair[1 if row[2] else 0] = WindowStats.from_values(row[3 + n_dims :])
+    segments = {key: SegmentMetrics(key, base, cur) for key, (base, cur) in windows.items()}
     return SegmentTable(list(dimensions), depth, baseline, current, segments)
 
 
