@@ -416,12 +416,22 @@ def observe(
 ) -> None:
     """Find anomalous segments and their root cause (no reasoning, no action)."""
     with user_errors():
+        from tools.config import state_home
         from tools.data import load
         from tools.observe import observe as run_observe
+        from tools.scan_cache import ScanCache
 
         cfg = _config(config, depth)
         base, cur = _windows(baseline, current)
-        ds = load(data, lenient=lenient, dimensions=_dimensions(dimensions))
+        cache = ScanCache(state_home() / "cache")
+        ds = load(
+            data,
+            lenient=lenient,
+            dimensions=_dimensions(dimensions),
+            baseline=base,
+            current=cur,
+            cache=cache,
+        )
         if ds.quarantined:
             err.print(
                 f"[yellow]quarantined {ds.quarantined} bad rows[/yellow] to {ds.quarantine_path}"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
 
-from tools.config import PayopsConfig
+from tools.config import PayopsConfig, state_home
 from tools.contract import Segment, TimeWindow, segment_key
 from tools.data import Dataset, load
 from tools.executor import Executor, SimulatedExecutor
@@ -17,6 +16,7 @@ from tools.guardrails import GuardLimits, effective_limits
 from tools.learning import LEARNING_FILE, LearningStore
 from tools.ledger import LEDGER_FILE, ActionLedger
 from tools.routes import SegmentSnapshot, snapshot
+from tools.scan_cache import ScanCache
 
 CHECKPOINT_FILE = "checkpoints.db"
 
@@ -32,7 +32,7 @@ class Context:
 
     config: PayopsConfig = field(default_factory=PayopsConfig)
     model: BaseChatModel | None = None
-    state_dir: Path = field(default_factory=lambda: Path(os.environ.get("PAYOPS_HOME", ".payops")))
+    state_dir: Path = field(default_factory=state_home)
     baseline: TimeWindow | None = None
     current: TimeWindow | None = None
     executor: Executor = field(default_factory=SimulatedExecutor)
@@ -48,17 +48,26 @@ class Context:
         return effective_limits(self.config.guard)
 
     def dataset(self, source: str, lenient: bool, dimensions: list[str] | None) -> Dataset:
-        """The loaded dataset of `source` (loaded on first use)."""
+        """The loaded dataset of `source` (loaded on first use, through the scan cache).
+
+        Loaded for this run's windows, so that observing them reads the file once.
+        """
         key = f"{source}|{lenient}|{dimensions}"
         if key not in self._datasets:
-            self._datasets[key] = load(Path(source), lenient=lenient, dimensions=dimensions)
+            self._datasets[key] = load(
+                Path(source),
+                lenient=lenient,
+                dimensions=dimensions,
+                baseline=self.baseline,
+                current=self.current,
+                cache=ScanCache(self.state_dir / "cache"),
+            )
         return self._datasets[key]
 
     def snapshot(
         self, dataset: Dataset, baseline: TimeWindow, current: TimeWindow, segment: Segment
     ) -> SegmentSnapshot:
-        """The segment's snapshot, queried once per run: reason, guard and act share it
-        (on a streamed file each query re-reads the file)."""
+        """The segment's snapshot, queried once per run: reason, guard and act share it."""
         key = (
             id(dataset),
             baseline.start,

@@ -1,8 +1,8 @@
 """The one configuration system of payops: defaults in code, optionally tightened by a TOML file.
 
 Looked up in this order: an explicit `--config` path, `$PAYOPS_CONFIG`, `./payops.toml`.
-The state directory (learning store, action ledger, checkpoints) is `$PAYOPS_HOME`, else
-`./.payops`.
+The state directory (learning store, action ledger, checkpoints, scan cache) is
+`$PAYOPS_HOME`, else `./.payops`.
 """
 
 from __future__ import annotations
@@ -51,9 +51,14 @@ class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and field."""
 
 
+def state_home() -> Path:
+    """Where payops keeps its state: `$PAYOPS_HOME`, else `./.payops` (not created here)."""
+    return Path(os.environ.get("PAYOPS_HOME", ".payops"))
+
+
 def state_dir() -> Path:
     """Where payops keeps its databases; created on first use."""
-    home = Path(os.environ.get("PAYOPS_HOME", ".payops"))
+    home = state_home()
     home.mkdir(parents=True, exist_ok=True)
     return home
 

@@ -32,7 +32,8 @@ from pydantic import ValidationError
 from tools import sql
 from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec, TimeWindow
 from tools.metrics import LeafCube, TimeBuckets, build_leaf_cube, window_cube
-from tools.scan import Scan, scan
+from tools.scan import Scan, release, scan
+from tools.scan_cache import ScanCache
 from tools.windows import windows_for_span
 
 TRANSACTIONS_TABLE = "transactions"
@@ -154,7 +155,7 @@ class Dataset:
             return found
         if self.scan is not None and self.scan.buckets.serves(baseline, current):
             made = window_cube(
-                self.conn, self.scan.table, self.scan.buckets, self.dimensions,
+                self.conn, self.scan.cube, self.scan.buckets, self.dimensions,
                 baseline, current, cube=cube,
             )  # fmt: skip
         else:
@@ -178,6 +179,7 @@ def load(
     quarantine_dir: Path | None = None,
     baseline: TimeWindow | None = None,
     current: TimeWindow | None = None,
+    cache: ScanCache | None = None,
 ) -> Dataset:
     """Load a transactions file or a scenario folder; raise DataError on bad input.
 
@@ -190,6 +192,9 @@ def load(
     `baseline` and `current` are the windows the caller will observe, if it knows them
     (else the scenario's, else those inferred from the file's first and last rows): the
     load's one pass is cut at their bounds, so observing them needs no second pass.
+
+    With a `cache` (`tools/scan_cache.py`), a file loaded before is not read again, and
+    one that only grew is read for its new rows only.
     """
     path = Path(path)
     file, scenario = _resolve(path)
@@ -218,8 +223,24 @@ def load(
             )
         )  # fmt: skip
         buckets = _buckets(conn, file, kind, file_columns, scenario, baseline, current)
+
+        def checked(target: Path) -> str:
+            """The checked rows of `file`, or of another file of the same shape."""
+            if target == file:
+                return sql.STREAMED_VIEW
+            src, src_params = _source(kind, target, file_columns, native)
+            rows = sql.checked_rows(
+                sql.inline_parameters(src, src_params),
+                list(CONTRACT_COLUMNS), present, extras, native,
+            )  # fmt: skip
+            return f"({rows})"
+
+        ids = kind in ROW_FILES
         try:
-            found = scan(conn, sql.STREAMED_VIEW, dims, buckets, ids=kind in ROW_FILES)
+            if cache is None:
+                found = release(conn, scan(conn, checked(file), dims, buckets, ids=ids))
+            else:
+                found = cache.scan(conn, file, kind, file_columns, dims, buckets, checked, ids=ids)
         except duckdb.Error as exc:
             raise _read_error(file, kind, exc) from None
         if found.rows == 0:
@@ -239,7 +260,6 @@ def load(
             )
         # A bad row, or two equal id hashes: copy the rows in, where the first bad line is
         # named (or the bad rows quarantined) and equal hashes are told from equal ids.
-        conn.execute(f"DROP TABLE {found.table}")
         conn.execute(sql.DROP_STREAMED_VIEW)
         source, params = _source(kind, file, file_columns)
         try:

@@ -253,11 +253,6 @@ def leaf_select(dimensions: Sequence[str]) -> str:
     )
 
 
-def leaf_sums() -> str:
-    """The leaf counts summed over a table of leaves (leaves of several buckets or files)."""
-    return ", ".join(f"sum({name})::BIGINT AS {name}" for name, _ in LEAF_COUNTS)
-
-
 @dataclass(frozen=True)
 class TimeBuckets:
     """Cut points that split time into buckets, so a cube per bucket can serve windows.
@@ -340,9 +335,10 @@ def build_leaf_cube(
     """One scan of `table` (transactions-shaped): the leaf cube of two windows."""
     buckets = TimeBuckets.of(baseline, current)
     bucket, params = buckets.sql()
+    leaves = f"{cube}_leaves"
     conn.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {cube}_buckets AS
+        CREATE OR REPLACE TEMP TABLE {leaves} AS
         SELECT {bucket} AS bucket, {leaf_select(dimensions)}
         FROM {sql.ident(table)}
         WHERE (ts >= $base_start AND ts < $base_end) OR (ts >= $cur_start AND ts < $cur_end)
@@ -356,12 +352,66 @@ def build_leaf_cube(
             "cur_end": naive_utc(current.end),
         },
     )
+    collapse_leaves(conn, leaves, dimensions, f"{cube}_buckets")
+    conn.execute(f"DROP TABLE {leaves}")
     return window_cube(conn, f"{cube}_buckets", buckets, dimensions, baseline, current, cube=cube)
+
+
+def collapse_leaves(
+    conn: duckdb.DuckDBPyConnection, leaves: str, dimensions: Sequence[str], target: str
+) -> None:
+    """The bucket cube `target` from a table of leaves (`bucket` + `leaf_select` columns).
+
+    `target_counts`: the window counters (v0...) per (bucket, leaf), status, code and
+    latency collapsed once, so that windows and rollups are plain sums afterwards;
+    `target_codes`: attempts `n` per (bucket, leaf, status, code), which `code_mix` reads.
+    Both are additive across buckets and across sets of rows.
+    """
+    dims = ", ".join(sql.ident(d) for d in dimensions)
+    counters = ", ".join(f"({expr})::BIGINT AS v{i}" for i, expr in enumerate(_counter_sql()))
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {target}_counts AS
+        SELECT bucket, {dims}, {counters} FROM {leaves} GROUP BY ALL"""
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {target}_codes AS
+        SELECT bucket, {dims}, status, code, sum(n)::BIGINT AS n FROM {leaves} GROUP BY ALL"""
+    )
+
+
+def merge_bucket_cubes(
+    conn: duckdb.DuckDBPyConnection,
+    parts: Sequence[tuple[str, str]],
+    dimensions: Sequence[str],
+    target: str,
+) -> None:
+    """The bucket cube `target` of several disjoint sets of rows: their cubes, summed.
+
+    Each part is a pair of relations (its counts, its codes: see `collapse_leaves`), such
+    as the tables of a bucket cube or the Parquet files the scan cache keeps, all cut at
+    the same time buckets.
+    """
+    dims = ", ".join(sql.ident(d) for d in dimensions)
+    width = _N_COUNTERS + _N_EDGES
+    sums = ", ".join(f"sum(v{i})::BIGINT AS v{i}" for i in range(width))
+    merged = {
+        "counts": (f"bucket, {dims}", sums, [counts for counts, _ in parts]),
+        "codes": (f"bucket, {dims}, status, code", "sum(n)::BIGINT AS n", [c for _, c in parts]),
+    }
+    for suffix, (keys, values, relations) in merged.items():
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {r}" for r in relations)
+        conn.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {target}_{suffix}_merged AS
+            SELECT {keys}, {values} FROM ({union}) GROUP BY ALL"""
+        )
+    for suffix in merged:
+        conn.execute(f"DROP TABLE IF EXISTS {target}_{suffix}")
+        conn.execute(f"ALTER TABLE {target}_{suffix}_merged RENAME TO {target}_{suffix}")
 
 
 def window_cube(
     conn: duckdb.DuckDBPyConnection,
-    buckets_table: str,
+    bucket_cube: str,
     buckets: TimeBuckets,
     dimensions: Sequence[str],
     baseline: TimeWindow,
@@ -369,11 +419,11 @@ def window_cube(
     *,
     cube: str = "observe_leaf",
 ) -> LeafCube:
-    """The leaf cube of two windows summed from a cube per time bucket (no rescan).
+    """The leaf cube of two windows, summed from a bucket cube (no pass over the rows).
 
-    `buckets_table` holds `bucket` and the columns of `leaf_select`; `buckets` must serve
-    both windows. A row in either window is current when it is not earlier than the
-    current window's start.
+    `bucket_cube` names the tables made by `collapse_leaves`; `buckets` must serve both
+    windows. A row in either window is current when it is not earlier than the current
+    window's start.
     """
     if not buckets.serves(baseline, current):
         raise ValueError("the time buckets do not serve these windows")
@@ -384,17 +434,21 @@ def window_cube(
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE {cube} AS
         SELECT {is_current} AS is_current, {dims}, status, code, sum(n)::BIGINT AS n
-        FROM {sql.ident(buckets_table)} WHERE {scope} GROUP BY ALL"""
+        FROM {bucket_cube}_codes WHERE {scope} GROUP BY ALL"""
     )
-    # Status, code and latency collapse into the window counters once per leaf, so that
-    # every rollup afterwards is plain sums over a table of leaves.
-    counters = ", ".join(f"({expr})::BIGINT AS v{i}" for i, expr in enumerate(_counter_sql()))
+    width = _N_COUNTERS + _N_EDGES
+    sums = ", ".join(f"sum(v{i})::BIGINT AS v{i}" for i in range(width))
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE {cube}_counts AS
-        SELECT {is_current} AS is_current, {dims}, {counters}
-        FROM {sql.ident(buckets_table)} WHERE {scope} GROUP BY ALL"""
+        SELECT {is_current} AS is_current, {dims}, {sums}
+        FROM {bucket_cube}_counts WHERE {scope} GROUP BY ALL"""
     )
     return LeafCube(cube, tuple(dimensions), baseline, current)
+
+
+def counter_column(name: str) -> str:
+    """The column of a `WindowStats` counter (e.g. `approved`) in a cube's counts table."""
+    return f"v{_COUNTERS.index(name)}"
 
 
 def _counter_sql() -> list[str]:

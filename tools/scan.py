@@ -2,57 +2,64 @@
 
 The source is a relation of checked rows (`sql.checked_rows`: typed columns plus the error
 code of the first rule each row breaks), so a file is one kind of source and a database
-table could be another. A single GROUP BY over it yields, per time bucket, the leaf cube
-observe needs (`metrics.leaf_select`), and in the same groups the count of bad rows, the
+table could be another. A single GROUP BY over it yields the leaves of observe's cube per
+time bucket (`metrics.leaf_select`) and, in the same groups, the count of bad rows, the
 time range and, for row-oriented files, the hashes of the txn_ids. Nothing is copied: a
-10-million-row file costs one read.
+10-million-row file costs one read. The leaves are then collapsed into a bucket cube
+(`metrics.collapse_leaves`), from which observe sums the windows it compares.
 
-The cube is cut at the bounds of the windows known before the pass (`metrics.TimeBuckets`),
-so observe sums whole buckets instead of reading the file again. Leaf counts are
-additive, which is also what lets a file that only grew be scanned for its new rows only
-(`merge`, used by `tools/scan_cache.py`).
+The cube is cut at the bounds of the windows known before the pass (`metrics.TimeBuckets`).
+Counts are additive, which is also what lets a file that only grew be read for its new
+rows only (`tools/scan_cache.py`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 import duckdb
 
 from tools import sql
-from tools.metrics import LEAF_COUNTS, TimeBuckets, leaf_select, leaf_sums
+from tools.metrics import TimeBuckets, collapse_leaves, leaf_select
 
-CUBE_TABLE = "__payops_cube"
-# Columns of the cube beside the leaf columns: the bucket, then the group's bad rows,
-# earliest and latest timestamp (and, with ids, the list of its txn_id hashes).
+CUBE = "__payops_cube"
+# Per group of the pass, beside the leaf columns: bad rows, earliest and latest timestamp.
 _CHECKS = f"count({sql.ERROR_COLUMN}) AS bad, min(ts) AS first_ts, max(ts) AS last_ts"
 
 
 @dataclass(frozen=True)
 class Scan:
-    """What one pass over a source found, and where its cube is.
+    """What one pass over a set of rows found, and where its cube is.
 
-    `table` holds, per (bucket, leaf), the leaf counts of `metrics.LEAF_COUNTS`; when
-    `has_ids` it also holds `ids`, the hashes of the rows' txn_ids. `repeated_ids` counts
-    hashes seen more than once (0 proves the ids unique; more may still be a collision).
-    `ts_range` is None when there are bad rows.
+    `cube` names the bucket cube (`<cube>_counts`, `<cube>_codes`), built only when the
+    rows are `clean`. `leaves`, until released, is the pass's table of leaves; with
+    `has_ids` it holds the hashes of the rows' txn_ids (`ids_relation`). `repeated_ids`
+    counts hashes seen more than once: 0 proves the ids unique, more may still be a hash
+    collision. `ts_range` is None unless every row passed.
     """
 
-    table: str
+    cube: str
     dimensions: tuple[str, ...]
     buckets: TimeBuckets
     rows: int
-    bad: int
-    repeated_ids: int
-    ts_range: tuple[datetime, datetime] | None
-    has_ids: bool
+    bad: int = 0
+    repeated_ids: int = 0
+    ts_range: tuple[datetime, datetime] | None = None
+    leaves: str | None = None
+    has_ids: bool = False
 
     @property
     def clean(self) -> bool:
         """Every row passed its checks and no two ids can be equal."""
         return self.rows > 0 and self.bad == 0 and self.repeated_ids == 0
+
+    @property
+    def ids_relation(self) -> str:
+        """The txn_id hashes of the rows, one per row (needs `has_ids` and `leaves`)."""
+        if not self.has_ids or self.leaves is None:
+            raise ValueError("this scan kept no id hashes")
+        return f"(SELECT unnest(ids) AS h FROM {self.leaves})"
 
 
 def scan(
@@ -62,81 +69,57 @@ def scan(
     buckets: TimeBuckets,
     *,
     ids: bool,
-    table: str = CUBE_TABLE,
-    params: dict[str, Any] | None = None,
+    cube: str = CUBE,
 ) -> Scan:
     """One GROUP BY over `checked` (a relation: a view, or a query in parentheses).
 
     With `ids`, the txn_id hashes are collected in the same pass (what a CSV needs: reading
-    it twice costs a second parse) and kept for the scan cache; without, they are checked
-    by a second pass over the id column alone (what a columnar file does best).
+    it twice costs a second parse) and kept with the leaves for the scan cache; without,
+    they are checked by a second pass over the id column alone (what a columnar file does
+    best). Release the leaves with `release` once the hashes are no longer needed.
     """
-    bucket, bucket_params = buckets.sql()
+    bucket, params = buckets.sql()
+    leaves = f"{cube}_leaves"
     collected = ", list(hash(txn_id)) AS ids" if ids else ""
     conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {table} AS
+        f"""CREATE OR REPLACE TEMP TABLE {leaves} AS
         SELECT {bucket} AS bucket, {leaf_select(dimensions)}, {_CHECKS}{collected}
         FROM {checked}
         GROUP BY ALL""",
-        {**(params or {}), **bucket_params},
+        params,
     )
-    row = conn.execute(f"SELECT sum(n), sum(bad) FROM {table}").fetchone()
+    row = conn.execute(f"SELECT sum(n), sum(bad) FROM {leaves}").fetchone()
     rows, bad = (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
-    repeated, ts_range = 0, None
-    if rows and not bad:
-        # Only now: a bad row's timestamp may be one no datetime can hold.
-        span = conn.execute(f"SELECT min(first_ts), max(last_ts) FROM {table}").fetchone()
-        ts_range = (span[0], span[1]) if span else None
-        repeated = repeated_ids(conn, table, None if ids else checked, params)
-    return Scan(table, tuple(dimensions), buckets, rows, bad, repeated, ts_range, ids)
-
-
-def repeated_ids(
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    checked: str | None,
-    params: dict[str, Any] | None = None,
-) -> int:
-    """Id hashes seen more than once: from the cube's `ids`, else a pass over `checked`."""
-    hashes = (
-        f"SELECT unnest(ids) AS h FROM {table}"
-        if checked is None
-        else f"SELECT hash(txn_id) AS h FROM {checked}"
+    found = Scan(cube, tuple(dimensions), buckets, rows, bad, leaves=leaves, has_ids=ids)
+    if not rows or bad:
+        return found
+    # Only now: a bad row's timestamp may be one no datetime can hold.
+    span = conn.execute(f"SELECT min(first_ts), max(last_ts) FROM {leaves}").fetchone()
+    hashes = found.ids_relation if ids else f"(SELECT hash(txn_id) AS h FROM {checked})"
+    found = replace(
+        found,
+        ts_range=(span[0], span[1]) if span else None,
+        repeated_ids=repeated(conn, hashes),
     )
+    if found.clean:
+        collapse_leaves(conn, leaves, dimensions, cube)
+    return found
+
+
+def release(conn: duckdb.DuckDBPyConnection, found: Scan) -> Scan:
+    """Drop the pass's table of leaves (and its id hashes); the cube stays."""
+    if found.leaves is not None:
+        conn.execute(f"DROP TABLE IF EXISTS {found.leaves}")
+    return replace(found, leaves=None, has_ids=False)
+
+
+def repeated(conn: duckdb.DuckDBPyConnection, hashes: str) -> int:
+    """How many hashes in the relation `hashes` (one column `h`) repeat an earlier one."""
     # Sorted, equal hashes are neighbours: on 10M ids this costs about 60% of a
     # count(DISTINCT ...), whose hash table of every id misses the CPU cache.
-    query = f"""SELECT count(*) FROM (
-        SELECT h = lead(h) OVER (ORDER BY h) AS again FROM ({hashes})
-    ) WHERE again"""
-    row = conn.execute(query, params or {}).fetchone()
+    row = conn.execute(
+        f"""SELECT count(*) FROM (
+            SELECT h = lead(h) OVER (ORDER BY h) AS again FROM {hashes}
+        ) WHERE again"""
+    ).fetchone()
     return int(row[0] or 0) if row else 0
-
-
-def merge(
-    conn: duckdb.DuckDBPyConnection,
-    parts: list[str],
-    dimensions: list[str],
-    buckets: TimeBuckets,
-    *,
-    rows: int,
-    ts_range: tuple[datetime, datetime],
-    table: str = CUBE_TABLE,
-) -> Scan:
-    """The cube of several disjoint sets of rows (relations of cube rows), summed.
-
-    The parts must share `buckets`; the merged cube keeps no ids (the cache keeps those).
-    """
-    dims = ", ".join(sql.ident(d) for d in dimensions)
-    leaf = f"bucket, {dims}, status, code, latency_bucket"
-    union = " UNION ALL ".join(
-        f"SELECT {leaf}, {', '.join(name for name, _ in LEAF_COUNTS)} FROM {p}" for p in parts
-    )
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {table} AS
-        SELECT {leaf}, {leaf_sums()}, 0::BIGINT AS bad,
-               $first::TIMESTAMP AS first_ts, $last::TIMESTAMP AS last_ts
-        FROM ({union})
-        GROUP BY ALL""",
-        {"first": ts_range[0], "last": ts_range[1]},
-    )
-    return Scan(table, tuple(dimensions), buckets, rows, 0, 0, ts_range, False)

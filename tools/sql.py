@@ -72,6 +72,35 @@ FROM {table}
 WHERE ts >= $current_start AND ts < $current_end
 """
 
+# The same two answers from a leaf cube (metrics.LeafCube), when the segment's dimensions,
+# and `processor`, are dimensions of the cube: no pass over the transactions. Format with
+# `counts` / `cube` (the cube's tables), `where` as above, and the counter columns
+# `attempts`, `approved`, `errors`, `three_ds_failed` (metrics.counter_column). Rows in
+# `counts` are per window (`is_current`).
+ROUTE_STATS_FROM_CUBE = """
+SELECT processor,
+       coalesce(sum({attempts}) FILTER (WHERE is_current), 0) AS attempts,
+       coalesce(sum({approved}) FILTER (WHERE is_current), 0) AS approved,
+       coalesce(sum({errors}) FILTER (WHERE is_current), 0) AS errors,
+       coalesce(sum({attempts}) FILTER (WHERE NOT is_current), 0) AS baseline_attempts,
+       coalesce(sum({approved}) FILTER (WHERE NOT is_current), 0) AS baseline_approved
+FROM {counts}
+WHERE ({where})
+GROUP BY processor
+ORDER BY processor
+"""
+SEGMENT_DETAIL_FROM_CUBE = """
+SELECT coalesce(sum({attempts}) FILTER (WHERE is_current), 0) AS total_attempts,
+       coalesce(sum({three_ds_failed}) FILTER (WHERE is_current AND ({where})), 0)
+           AS three_ds_failed
+FROM {counts}
+"""
+SEGMENT_CODES_FROM_CUBE = """
+SELECT code, sum(n) FROM {cube}
+WHERE is_current AND status <> 'approved' AND code <> '' AND ({where})
+GROUP BY code
+"""
+
 
 # ---------------------------------------------------------------------------------------
 # SQLite state stores: the action ledger (tools/ledger.py) and the learning store

@@ -1,0 +1,406 @@
+"""A cache of the load's pass, in the state directory: a file that only grew costs its new rows.
+
+Leaf counts are additive, so the bucket cube of a file is the sum of the cubes of any
+split of its rows. The cache keeps, per file and settings, the bucket cube of the rows
+read so far (two Parquet files), the hashes of their txn_ids (so new rows are checked
+against old ids exactly), their count and time span, and SHA-256 digests of the bytes
+they came from, in `CHUNK_BYTES` pieces. On the next load:
+
+- the file's first `size` bytes must hash to the same digests (an edited file, as opposed
+  to an appended one, is read again in full, whatever its size and dates say);
+- if nothing was appended, the cube is restored without reading a row;
+- if a CSV or JSON Lines file grew after a complete last line, only the new bytes are
+  read (with the header, for CSV), checked like any rows, their ids checked against the
+  old ones, and their cube added to the old one.
+
+The cache is keyed by the file's real path, format, dimensions, and the versions of
+this format and of DuckDB (whose `hash` the id hashes are); a different inode, column
+set or set of window cuts is a miss. A miss, or anything unreadable in the cache, means
+a full pass, never a wrong count. Files are written under fresh names and the manifest
+last, by an atomic rename: a crash leaves the old entry or the new one, never half of
+either. Writing the cache is best effort: a state directory that cannot be written only
+costs the next load its shortcut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tools import sql
+from tools.metrics import TimeBuckets, merge_bucket_cubes, naive_utc
+from tools.scan import CUBE, Scan, release, scan
+
+CACHE_FORMAT = 1
+# Files smaller than this are read again: the cache's own reads and writes cost more.
+MIN_CACHED_BYTES = 64 << 20
+CHUNK_BYTES = 16 << 20
+# Id files kept per entry before they are merged into one.
+MAX_ID_FILES = 8
+# Files of an entry that no manifest names (a writer that crashed) are removed after this.
+ORPHAN_SECONDS = 3600
+_DELTA = "__payops_delta"
+MANIFEST = "manifest.json"
+# Formats whose new rows can be read on their own: every line is a row (after a header).
+APPENDABLE = frozenset({"csv", "jsonl"})
+
+
+class Manifest(BaseModel):
+    """What a cache entry holds; written last, so it only ever names complete files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: int
+    duckdb: str
+    path: str
+    device: int
+    inode: int
+    kind: str
+    columns: list[str]
+    dimensions: list[str]
+    cuts: list[datetime]
+    size: int
+    chunks: list[str]
+    rows: int
+    first_ts: datetime
+    last_ts: datetime
+    counts: str
+    codes: str
+    ids: list[str]
+
+
+@dataclass(frozen=True)
+class _Stat:
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, file: Path) -> _Stat:
+        st = os.stat(file)
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+CheckedRows = Callable[[Path], str]
+
+
+class ScanCache:
+    """The scan cache under `root` (the state directory's `cache/`)."""
+
+    def __init__(self, root: Path, *, min_bytes: int = MIN_CACHED_BYTES) -> None:
+        self.root = root
+        self.min_bytes = min_bytes
+
+    def scan(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        file: Path,
+        kind: str,
+        columns: list[str],
+        dimensions: list[str],
+        buckets: TimeBuckets,
+        checked: CheckedRows,
+        *,
+        ids: bool,
+    ) -> Scan:
+        """The load's pass over `file`, or as little of it as the cache allows.
+
+        `checked(path)` is the relation of checked rows of a file with `file`'s format and
+        columns. The result is what `scan.scan` over the whole file would give (its
+        leaves already released); a result that is not clean sends the caller to the
+        copying path, which reads the whole file again and names the bad line.
+        """
+        before = _Stat.of(file)
+        if before.size < self.min_bytes:
+            return release(conn, scan(conn, checked(file), dimensions, buckets, ids=ids))
+        entry = self._entry(file, kind, dimensions)
+        manifest = _read_manifest(entry)
+        usable = manifest is not None and _usable(manifest, before, kind, columns, buckets)
+        if manifest is not None and usable:
+            with suppress(OSError, duckdb.Error):
+                found = self._reuse(conn, entry, manifest, file, kind, before, checked)
+                if found is not None:
+                    return found
+        return self._full(conn, entry, file, kind, columns, dimensions, buckets, checked, ids)
+
+    # --- the three ways a load goes ------------------------------------------------------
+
+    def _full(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        entry: Path,
+        file: Path,
+        kind: str,
+        columns: list[str],
+        dimensions: list[str],
+        buckets: TimeBuckets,
+        checked: CheckedRows,
+        ids: bool,
+    ) -> Scan:
+        before = _Stat.of(file)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The digests are read while DuckDB reads the rows.
+            digests = pool.submit(_digests, file, before.size)
+            found = scan(conn, checked(file), dimensions, buckets, ids=ids)
+            chunks = digests.result()
+        if found.clean and found.ts_range is not None and _Stat.of(file) == before:
+            with suppress(OSError, duckdb.Error):
+                self._store(
+                    conn, entry, file, kind, columns, found, before, chunks,
+                    new_ids=found.ids_relation if ids else None, old=None,
+                )  # fmt: skip
+        return release(conn, found)
+
+    def _reuse(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        entry: Path,
+        manifest: Manifest,
+        file: Path,
+        kind: str,
+        before: _Stat,
+        checked: CheckedRows,
+    ) -> Scan | None:
+        """The cached cube, plus the rows appended since; None when the prefix changed."""
+        if _digests(file, manifest.size) != manifest.chunks:
+            return None  # edited, not (only) appended
+        buckets = TimeBuckets(tuple(manifest.cuts))
+        counts, codes = entry / manifest.counts, entry / manifest.codes
+        cached = (_parquet(counts), _parquet(codes))
+        dims = manifest.dimensions
+        rows, span = manifest.rows, (manifest.first_ts, manifest.last_ts)
+        if before.size == manifest.size:
+            merge_bucket_cubes(conn, [cached], dims, CUBE)
+            return Scan(CUBE, tuple(dims), buckets, rows, ts_range=_naive_span(span))
+        if kind not in APPENDABLE or not _ends_a_line(file, manifest.size):
+            return None
+        with _appended(entry, file, kind, manifest.size, before.size) as delta_file:
+            delta = scan(conn, checked(delta_file), dims, buckets, ids=True, cube=_DELTA)
+        if delta.clean and delta.ts_range is not None:
+            old_ids = ", ".join(sql.literal(str(entry / name)) for name in manifest.ids)
+            seen = conn.execute(
+                f"SELECT count(*) FROM read_parquet([{old_ids}]) AS old "
+                f"SEMI JOIN {delta.ids_relation} AS new ON old.h = new.h"
+            ).fetchone()
+            delta = replace(delta, repeated_ids=int(seen[0]) if seen else 0)
+        if not delta.clean or delta.ts_range is None:
+            # A bad or repeated row among the new ones: the caller reads the whole file.
+            release(conn, delta)
+            return Scan(CUBE, tuple(dims), buckets, rows + delta.rows, delta.bad, 1)
+        merge_bucket_cubes(conn, [cached, (f"{_DELTA}_counts", f"{_DELTA}_codes")], dims, CUBE)
+        span = (min(span[0], delta.ts_range[0]), max(span[1], delta.ts_range[1]))
+        found = Scan(CUBE, tuple(dims), buckets, rows + delta.rows, ts_range=_naive_span(span))
+        if _Stat.of(file) == before:
+            with suppress(OSError, duckdb.Error):
+                chunks = _digests(
+                    file, before.size, known=manifest.chunks, known_size=manifest.size
+                )
+                self._store(
+                    conn, entry, file, kind, manifest.columns, found, before, chunks,
+                    new_ids=delta.ids_relation, old=manifest,
+                )  # fmt: skip
+        release(conn, delta)
+        return found
+
+    # --- writing an entry ----------------------------------------------------------------
+
+    def _store(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        entry: Path,
+        file: Path,
+        kind: str,
+        columns: list[str],
+        found: Scan,
+        stat: _Stat,
+        chunks: list[str],
+        *,
+        new_ids: str | None,
+        old: Manifest | None,
+    ) -> None:
+        """Write the entry of `found`: data files first, under fresh names, then the manifest."""
+        assert found.ts_range is not None
+        entry.mkdir(parents=True, exist_ok=True)
+        counts = _copy(conn, f"(SELECT * FROM {found.cube}_counts)", entry, "counts")
+        codes = _copy(conn, f"(SELECT * FROM {found.cube}_codes)", entry, "codes")
+        ids = list(old.ids) if old is not None else []
+        if new_ids is not None:
+            ids.append(_copy(conn, new_ids, entry, "ids"))
+        if len(ids) > MAX_ID_FILES:
+            listed = ", ".join(sql.literal(str(entry / name)) for name in ids)
+            ids = [_copy(conn, f"(SELECT h FROM read_parquet([{listed}]))", entry, "ids")]
+        manifest = Manifest(
+            format=CACHE_FORMAT,
+            duckdb=duckdb.__version__,
+            path=str(file.resolve()),
+            device=stat.device,
+            inode=stat.inode,
+            kind=kind,
+            columns=columns,
+            dimensions=list(found.dimensions),
+            cuts=list(found.buckets.cuts),
+            size=stat.size,
+            chunks=chunks,
+            rows=found.rows,
+            first_ts=found.ts_range[0],
+            last_ts=found.ts_range[1],
+            counts=counts,
+            codes=codes,
+            ids=ids,
+        )
+        _write_atomic(entry / MANIFEST, manifest.model_dump_json().encode())
+        replaced = {old.counts, old.codes, *old.ids} if old is not None else set()
+        _sweep(entry, keep={MANIFEST, counts, codes, *ids}, replaced=replaced)
+
+    def _entry(self, file: Path, kind: str, dimensions: list[str]) -> Path:
+        key = json.dumps([str(file.resolve()), kind, dimensions, CACHE_FORMAT, duckdb.__version__])
+        return self.root / "scans" / hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _read_manifest(entry: Path) -> Manifest | None:
+    try:
+        return Manifest.model_validate_json((entry / MANIFEST).read_bytes())
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def _usable(
+    manifest: Manifest, stat: _Stat, kind: str, columns: list[str], buckets: TimeBuckets
+) -> bool:
+    """The entry is about this very file, as it was or longer, cut where this load cuts."""
+    return (
+        manifest.format == CACHE_FORMAT
+        and manifest.duckdb == duckdb.__version__
+        and (manifest.device, manifest.inode) == (stat.device, stat.inode)
+        and manifest.kind == kind
+        and manifest.columns == columns
+        and stat.size >= manifest.size
+        and set(buckets.cuts) <= {naive_utc(c) for c in manifest.cuts}
+    )
+
+
+def _naive_span(span: tuple[datetime, datetime]) -> tuple[datetime, datetime]:
+    return naive_utc(span[0]), naive_utc(span[1])
+
+
+def _parquet(path: Path) -> str:
+    return f"read_parquet({sql.literal(str(path))})"
+
+
+def _copy(conn: duckdb.DuckDBPyConnection, relation: str, entry: Path, kind: str) -> str:
+    """COPY `relation` to a fresh Parquet file in `entry`; its name once it is whole."""
+    name = f"{kind}-{uuid.uuid4().hex}.parquet"
+    partial = entry / f".{name}.partial"
+    try:
+        conn.execute(
+            f"COPY (SELECT * FROM {relation}) TO $path (FORMAT parquet)", {"path": str(partial)}
+        )
+        os.replace(partial, entry / name)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return name
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sweep(entry: Path, keep: set[str], replaced: set[str]) -> None:
+    """Remove the files the new manifest no longer names, and crashed writers' files.
+
+    `replaced` are the files of the manifest just replaced. Other unnamed files may be a
+    concurrent writer's, about to be named: only those older than ORPHAN_SECONDS go.
+    """
+    now = time.time()
+    for path in entry.iterdir():
+        if path.name in keep:
+            continue
+        with suppress(OSError):
+            if path.name in replaced or now - path.stat().st_mtime > ORPHAN_SECONDS:
+                path.unlink()
+
+
+def _ends_a_line(file: Path, size: int) -> bool:
+    """Whether the first `size` bytes end with a complete line (so appended rows are new)."""
+    with open(file, "rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
+
+
+@contextmanager
+def _appended(entry: Path, file: Path, kind: str, start: int, end: int) -> Iterator[Path]:
+    """The bytes [start, end) of `file` as a file of their own (with the CSV header)."""
+    entry.mkdir(parents=True, exist_ok=True)
+    suffix = ".csv" if kind == "csv" else ".jsonl"
+    fd, tmp = tempfile.mkstemp(prefix=".appended-", suffix=suffix, dir=entry)
+    try:
+        with os.fdopen(fd, "wb") as out, open(file, "rb") as src:
+            if kind == "csv":
+                out.write(src.readline())
+            src.seek(start)
+            left = end - start
+            while left > 0:
+                block = src.read(min(left, 8 << 20))
+                if not block:
+                    break
+                out.write(block)
+                left -= len(block)
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _digests(
+    file: Path, size: int, *, known: list[str] | None = None, known_size: int = 0
+) -> list[str]:
+    """SHA-256 of each CHUNK_BYTES piece of the first `size` bytes, on two threads.
+
+    `known` are the digests of the first `known_size` bytes, already checked: the whole
+    chunks among them are kept, the rest read.
+    """
+    keep = list(known[: known_size // CHUNK_BYTES]) if known is not None else []
+    starts = range(len(keep) * CHUNK_BYTES, size, CHUNK_BYTES)
+
+    def digest(start: int) -> str:
+        h = hashlib.sha256()
+        with open(file, "rb") as fh:
+            fh.seek(start)
+            left = min(CHUNK_BYTES, size - start)
+            while left > 0:
+                block = fh.read(min(left, 4 << 20))
+                if not block:
+                    break
+                h.update(block)
+                left -= len(block)
+        return h.hexdigest()
+
+    # hashlib and reads release the GIL: two threads hash two chunks at once.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return keep + list(pool.map(digest, starts))
