@@ -66,7 +66,9 @@ data = next(folder.glob("transactions.*"))
 dims = spec["dimensions"]
 sets = [("is_current", *c) for k in (0, 1, 2) for c in itertools.combinations(dims, k)]
 scan = "read_parquet($path)" if data.suffix == ".parquet" else "read_csv($path)"
-rows = duckdb.connect().execute(
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+rows = con.execute(
     f'''SELECT ts >= $cur_start::TIMESTAMPTZ AS is_current, {", ".join(dims)},
                count(*) AS attempts, count(*) FILTER (WHERE status = 'approved') AS approved
         FROM {scan}
@@ -247,19 +249,20 @@ def phase_pandas(folder: Path) -> float:
 
 def phase_incremental(folder: Path, append: Path) -> dict[str, float]:
     """In one process: load+observe, append the rows, load+observe again (the cache)."""
-    from tools.config import ObserveConfig
+    from tools.config import ObserveConfig, state_home
     from tools.data import load
     from tools.observe import observe
+    from tools.scan_cache import ScanCache
 
-    cache = Path(os.environ["PAYOPS_HOME"]) / "cache"
+    cache = ScanCache(state_home() / "cache")
     data = next(folder.glob("transactions.*"))
     started = time.perf_counter()
-    observe(load(folder, cache_dir=cache), ObserveConfig())
+    observe(load(folder, cache=cache), ObserveConfig())
     first = time.perf_counter() - started
     with open(data, "ab") as out, open(append, "rb") as extra:
         shutil.copyfileobj(extra, out)
     started = time.perf_counter()
-    observe(load(folder, cache_dir=cache), ObserveConfig())
+    observe(load(folder, cache=cache), ObserveConfig())
     return {"first": first, "second": time.perf_counter() - started}
 
 

@@ -241,10 +241,13 @@ def _localize_all(
     """
 
     def remeasure(excluded: list[Segment]) -> SegmentTable:
-        return rollup(
+        # The table without the traffic of `excluded`: subtracting a rollup of that
+        # traffic alone reads only its leaves, not all of them again.
+        gone = rollup(
             dataset.conn, table.dimensions, cfg.depth, table.baseline, table.current,
-            cube=CUBE, exclude=excluded,
+            cube=CUBE, within=excluded,
         )  # fmt: skip
+        return table.minus(gone)
 
     def weight(rc: RootCause) -> float:
         if rc.metric == "success_rate":
