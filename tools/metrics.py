@@ -213,24 +213,6 @@ class SegmentTable:
         """Metrics of a segment; an unseen segment has zero counts."""
         return self.segments.get(key) or SegmentMetrics(key, WindowStats(), WindowStats())
 
-    def minus(self, part: SegmentTable) -> SegmentTable:
-        """This table with the traffic of `part` (a rollup of some of its rows) taken out.
-
-        Counts are additive, so this is the rollup of the remaining rows; a segment left
-        with no attempts in either window is dropped, as that rollup would not have it.
-        """
-        segments: dict[LeafKey, SegmentMetrics] = {}
-        for key, m in self.segments.items():
-            gone = part.segments.get(key)
-            if gone is not None:
-                m = SegmentMetrics(
-                    key, m.baseline.minus(gone.baseline), m.current.minus(gone.current)
-                )
-                if not m.baseline.attempts and not m.current.attempts:
-                    continue
-            segments[key] = m
-        return SegmentTable(self.dimensions, self.depth, self.baseline, self.current, segments)
-
 
 def key_of(segment: Segment, dimensions: Sequence[str]) -> LeafKey:
     """The table key of a CONTRACT segment: its pairs in dimension order."""
@@ -503,15 +485,17 @@ def _counter_sql() -> list[str]:
     return cols
 
 
-def _inside(segments: Sequence[Segment], prefix: str) -> tuple[str, dict[str, str]]:
-    """SQL predicate for traffic in any of `segments` (values bound as parameters)."""
+def _outside(segments: Sequence[Segment]) -> tuple[str, dict[str, str]]:
+    """SQL predicate for traffic in none of `segments` (values bound as parameters)."""
+    if not segments:
+        return "true", {}
     parts: list[str] = []
     params: dict[str, str] = {}
     for i, seg in enumerate(segments):
-        pred, p = sql.segment_filter(seg, prefix=f"{prefix}{i}_")
+        pred, p = sql.segment_filter(seg, prefix=f"x{i}_")
         parts.append(f"({pred})")
         params.update(p)
-    return " OR ".join(parts) or "false", params
+    return f"NOT ({' OR '.join(parts)})", params
 
 
 def grouping_sets(dimensions: Sequence[str], depth: int) -> list[tuple[str, ...]]:
@@ -531,14 +515,11 @@ def rollup(
     *,
     cube: str = "observe_leaf",
     exclude: Sequence[Segment] = (),
-    within: Sequence[Segment] | None = None,
 ) -> SegmentTable:
     """Metrics of every segment of up to `depth` dimensions, from the leaf cube.
 
     `exclude` removes the traffic of some segments first (used to explain away a root
-    cause already found before looking for the next one); `within` keeps only the
-    traffic of some segments (`table.minus(rollup(..., within=found))` is the same as
-    `rollup(..., exclude=found)`, and reads fewer leaves).
+    cause already found before looking for the next one).
     """
     sets = grouping_sets(dimensions, depth)
     # Each leaf is counted once per grouping set, with the dimensions outside the set
@@ -553,12 +534,7 @@ def rollup(
     width = _N_COUNTERS + _N_EDGES
     values = ", ".join(f"v{i}" for i in range(width))
     sums = ", ".join(f"sum(v{i})::BIGINT" for i in range(width))
-    excluded, params = _inside(exclude, "x")
-    where = f"NOT ({excluded})"
-    if within is not None:
-        kept, kept_params = _inside(within, "w")
-        where = f"{where} AND ({kept})"
-        params.update(kept_params)
+    where, params = _outside(exclude)
     query = f"""
         SELECT set_index, m, is_current, {dims}, {sums}
         FROM (

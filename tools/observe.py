@@ -241,13 +241,10 @@ def _localize_all(
     """
 
     def remeasure(excluded: list[Segment]) -> SegmentTable:
-        # The table without the traffic of `excluded`: subtracting a rollup of that
-        # traffic alone reads only its leaves, not all of them again.
-        gone = rollup(
+        return rollup(
             dataset.conn, table.dimensions, cfg.depth, table.baseline, table.current,
-            cube=CUBE, within=excluded,
+            cube=CUBE, exclude=excluded,
         )  # fmt: skip
-        return table.minus(gone)
 
     def weight(rc: RootCause) -> float:
         if rc.metric == "success_rate":
