@@ -547,3 +547,79 @@ def test_a_huge_scenario_file_is_refused_without_reading_it_all(tmp_path: Path) 
     folder = scenario(tmp_path / "huge", json.dumps({"id": "x", "description": "y" * (9 << 20)}))
     write_csv(folder, rows(1), name="transactions.csv")
     assert "larger than" in bad_load(folder).reason
+
+
+# --- typed files are checked as they are, and judged exactly as their text would be ----------
+
+
+def _type_of(value: str) -> str:
+    row = duckdb.connect().execute(f"SELECT typeof({value})").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("ts", "NULL::TIMESTAMPTZ", "empty value (required)"),
+        ("ts", "'infinity'::TIMESTAMPTZ", "unparseable timestamp"),
+        ("ts", "'10000-01-01 00:00:00+00'::TIMESTAMPTZ", "timestamp out of range"),
+        ("ts", "TIMESTAMP '0001-01-01 00:00:00' - INTERVAL 1 DAY", "timestamp out of range"),
+        ("amount_minor", "NULL::BIGINT", "empty value (required)"),
+        ("amount_minor", "-1::BIGINT", "negative"),
+        ("amount_minor", "18446744073709551615::UBIGINT", "not an integer"),
+        # a column of doubles is refused from its first row, 1250.0 included
+        ("amount_minor", "12.5::DOUBLE", "not an integer: '1250.0'"),
+        ("latency_ms", "NULL::INTEGER", "empty value (required)"),
+        ("latency_ms", "-3::SMALLINT", "negative"),
+        ("is_retry", "2::INTEGER", "unknown value '2'"),
+    ],
+)
+def test_a_bad_typed_value_is_named_like_its_text(
+    tmp_path: Path, column: str, value: str, reason: str
+) -> None:
+    src = write_csv(tmp_path, rows(3))
+    typed = {
+        "ts": "ts::TIMESTAMPTZ",
+        "amount_minor": "amount_minor::BIGINT",
+        "latency_ms": "latency_ms::INTEGER",
+        "is_retry": "is_retry::BOOLEAN",
+    }
+    # The column keeps the bad value's type; the good rows hold values of that type too.
+    typed[column] = (
+        f"CASE WHEN txn_id = 't2' THEN {value} ELSE {typed[column]} END::{_type_of(value)}"
+    )
+    path = tmp_path / "typed.parquet"
+    duckdb.connect().execute(
+        f"COPY (SELECT * REPLACE ({', '.join(f'{e} AS {c}' for c, e in typed.items())})"
+        " FROM read_csv($src, all_varchar = true)) TO $dest (FORMAT parquet)",
+        {"src": str(src), "dest": str(path)},
+    )
+    err = bad_load(path)
+    assert (err.line, err.column) == (1 if "DOUBLE" in value else 2, column)
+    assert reason in err.reason
+    if "DOUBLE" not in value:
+        assert load(path, lenient=True).rows == 2
+
+
+def test_good_typed_values_load_as_their_text_does(tmp_path: Path) -> None:
+    data = rows(4, t2={"is_retry": "true", "ts": "2026-03-01T10:02:00.250Z"})
+    src = write_csv(tmp_path, data)
+    path = tmp_path / "typed.parquet"
+    duckdb.connect().execute(
+        "COPY (SELECT * REPLACE (ts::TIMESTAMP AS ts, amount_minor::UINTEGER AS amount_minor,"
+        " latency_ms::SMALLINT AS latency_ms, NULLIF(is_retry, 'false')::BOOLEAN AS is_retry)"
+        " FROM read_csv($src, all_varchar = true)) TO $dest (FORMAT parquet)",
+        {"src": str(src), "dest": str(path)},
+    )
+    assert table(load(path)) == table(load(src))
+
+
+def test_data_ending_in_the_last_minute_of_9999_is_one_error(tmp_path: Path) -> None:
+    # A valid timestamp, but the inferred window would end past what a datetime holds.
+    from tools.config import ObserveConfig
+    from tools.observe import observe
+
+    path = write_csv(tmp_path, rows(3, t3={"ts": "9999-12-31T23:59:30Z"}))
+    with pytest.raises(DataError, match="cannot infer windows"):
+        observe(load(path), ObserveConfig())

@@ -213,9 +213,7 @@ def test_a_crash_while_writing_leaves_no_half_entry(
     assert passes == [20_000, 20_040]
 
 
-def test_an_unreadable_entry_is_a_miss(
-    folder: Path, cache: ScanCache, passes: list[int]
-) -> None:
+def test_an_unreadable_entry_is_a_miss(folder: Path, cache: ScanCache, passes: list[int]) -> None:
     load(folder, cache=cache)
     (entry,) = list((cache.root / "scans").iterdir())
     for part in entry.glob("counts-*.parquet"):

@@ -448,7 +448,7 @@ def _guess_span(
         if not tail:
             return None
         return _row_ts(first, kind, columns), _row_ts(tail[-1], kind, columns)
-    except (OSError, ValueError, KeyError, IndexError, TypeError, duckdb.Error):
+    except (OSError, ValueError, OverflowError, KeyError, IndexError, TypeError, duckdb.Error):
         return None
 
 

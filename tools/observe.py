@@ -136,7 +136,11 @@ def infer_windows(dataset: Dataset) -> tuple[TimeWindow, TimeWindow]:
         raise DataError(dataset.source, "no transactions to observe")
     windows = windows_for_span(row[0], row[1])
     if windows is None:
-        raise DataError(dataset.source, "the data spans too little time to compare windows")
+        raise DataError(
+            dataset.source,
+            "cannot infer windows: the data spans too little time, or ends in the last "
+            "minute of year 9999 (pass --baseline and --current)",
+        )
     return windows
 
 

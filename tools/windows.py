@@ -6,17 +6,23 @@ The loader uses it to cut its one pass over a file at the windows observe will a
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from tools.contract import TimeWindow, utc
+
+# A window ending after the minute of `last` cannot be written past this.
+_LAST_MINUTE = datetime.max.replace(tzinfo=UTC, second=0, microsecond=0)
 
 
 def windows_for_span(first: datetime, last: datetime) -> tuple[TimeWindow, TimeWindow] | None:
     """The last hour against up to a day before it (shorter data: last fifth vs the rest).
 
     `first` and `last` are the earliest and latest timestamps (naive ones are UTC). None
-    when the data spans too little time to compare two windows.
+    when the data spans too little time to compare two windows, or ends in the last
+    minute a datetime can hold.
     """
+    if utc(last) >= _LAST_MINUTE:
+        return None
     end = utc(last).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = utc(first).replace(second=0, microsecond=0)
     span = end - start
