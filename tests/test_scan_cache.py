@@ -233,3 +233,20 @@ def test_an_unwritable_state_directory_only_costs_the_shortcut(
     assert result(load(folder, cache=cache)) == full_read(folder)
     assert result(load(folder, cache=cache)) == full_read(folder)
     assert passes == [20_000, 20_000]
+
+
+def test_a_json_lines_file_that_grew_is_read_for_its_new_rows_only(
+    tmp_path: Path, cache: ScanCache, passes: list[int]
+) -> None:
+    folder = generate_scenario(
+        tmp_path, "issuer_outage", 3, 12_000, options=GenerateOptions(file_format="jsonl")
+    )
+    data = folder / "transactions.jsonl"
+    load(folder, cache=cache)
+    lines = data.read_text().splitlines()
+    again = [json.loads(line) for line in lines[-400:]]
+    with open(data, "a") as fh:
+        for record in again:
+            fh.write(json.dumps({**record, "txn_id": record["txn_id"] + "-again"}) + "\n")
+    assert result(load(folder, cache=cache)) == full_read(folder)
+    assert passes == [12_000, 400]
