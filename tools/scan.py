@@ -78,16 +78,9 @@ def scan(
     they are checked by a second pass over the id column alone (what a columnar file does
     best). Release the leaves with `release` once the hashes are no longer needed.
     """
-    bucket, params = buckets.sql()
     leaves = f"{cube}_leaves"
-    collected = ", list(hash(txn_id)) AS ids" if ids else ""
-    conn.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {leaves} AS
-        SELECT {bucket} AS bucket, {leaf_select(dimensions)}, {_CHECKS}{collected}
-        FROM {checked}
-        GROUP BY ALL""",
-        params,
-    )
+    query, params = pass_query(checked, dimensions, buckets, ids=ids)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {leaves} AS {query}", params)
     row = conn.execute(f"SELECT sum(n), sum(bad) FROM {leaves}").fetchone()
     rows, bad = (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
     found = Scan(cube, tuple(dimensions), buckets, rows, bad, leaves=leaves, has_ids=ids)
@@ -104,6 +97,18 @@ def scan(
     if found.clean:
         collapse_leaves(conn, leaves, dimensions, cube)
     return found
+
+
+def pass_query(
+    checked: str, dimensions: list[str], buckets: TimeBuckets, *, ids: bool
+) -> tuple[str, dict[str, datetime]]:
+    """The one pass as a SELECT (see `scan`), and its parameters."""
+    bucket, params = buckets.sql()
+    collected = ", list(hash(txn_id)) AS ids" if ids else ""
+    query = f"""SELECT {bucket} AS bucket, {leaf_select(dimensions)}, {_CHECKS}{collected}
+        FROM {checked}
+        GROUP BY ALL"""
+    return query, params
 
 
 def release(conn: duckdb.DuckDBPyConnection, found: Scan) -> Scan:
