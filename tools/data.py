@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from tools import sql
 from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec, TimeWindow
 from tools.metrics import LeafCube, TimeBuckets, build_leaf_cube, window_cube
-from tools.scan import Scan, release, scan
+from tools.scan import Scan, ScanSource, read_once
 from tools.scan_cache import ScanCache
 from tools.windows import windows_for_span
 
@@ -215,32 +215,29 @@ def load(
         present = set(file_columns)
         public = [*CONTRACT_COLUMNS, *extras]
         native = _native_columns(kind, types)
-        source, params = _source(kind, file, file_columns, native)
-        conn.execute(
-            sql.streamed_view(
-                sql.inline_parameters(source, params),
-                list(CONTRACT_COLUMNS), present, extras, native,
-            )
-        )  # fmt: skip
-        buckets = _buckets(conn, file, kind, file_columns, scenario, baseline, current)
 
-        def checked(target: Path) -> str:
+        def checked_rows(target: Path) -> str:
             """The checked rows of `file`, or of another file of the same shape."""
-            if target == file:
-                return sql.STREAMED_VIEW
             src, src_params = _source(kind, target, file_columns, native)
-            rows = sql.checked_rows(
+            return sql.checked_rows(
                 sql.inline_parameters(src, src_params),
                 list(CONTRACT_COLUMNS), present, extras, native,
             )  # fmt: skip
-            return f"({rows})"
 
-        ids = kind in ROW_FILES
+        conn.execute(sql.streamed_view(checked_rows(file)))
+        rows_of = ScanSource(
+            file=file,
+            kind=kind,
+            columns=file_columns,
+            dimensions=dims,
+            buckets=_buckets(conn, file, kind, file_columns, scenario, baseline, current),
+            checked=lambda target: (
+                sql.STREAMED_VIEW if target == file else f"({checked_rows(target)})"
+            ),
+            ids=kind in ROW_FILES,
+        )
         try:
-            if cache is None:
-                found = release(conn, scan(conn, checked(file), dims, buckets, ids=ids))
-            else:
-                found = cache.scan(conn, file, kind, file_columns, dims, buckets, checked, ids=ids)
+            found = read_once(conn, rows_of) if cache is None else cache.scan(conn, rows_of)
         except duckdb.Error as exc:
             raise _read_error(file, kind, exc) from None
         if found.rows == 0:

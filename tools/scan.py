@@ -15,8 +15,10 @@ rows only (`tools/scan_cache.py`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 
@@ -26,6 +28,24 @@ from tools.metrics import TimeBuckets, collapse_leaves, leaf_select
 CUBE = "__payops_cube"
 # Per group of the pass, beside the leaf columns: bad rows, earliest and latest timestamp.
 _CHECKS = f"count({sql.ERROR_COLUMN}) AS bad, min(ts) AS first_ts, max(ts) AS last_ts"
+
+
+@dataclass(frozen=True)
+class ScanSource:
+    """A file to read once: what it is, how its rows are checked, and the cube to build.
+
+    `checked(path)` is the relation of checked rows (`sql.checked_rows`) of `file`, or of
+    another file of the same format and columns (the scan cache reads appended rows from
+    one). `ids`: collect the txn_id hashes in the pass (row-oriented files).
+    """
+
+    file: Path
+    kind: str
+    columns: list[str]
+    dimensions: list[str]
+    buckets: TimeBuckets
+    checked: Callable[[Path], str]
+    ids: bool
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,14 @@ def pass_query(
         FROM {checked}
         GROUP BY ALL"""
     return query, params
+
+
+def read_once(conn: duckdb.DuckDBPyConnection, source: ScanSource) -> Scan:
+    """The one pass over `source` (see `scan`), its leaves released."""
+    found = scan(
+        conn, source.checked(source.file), source.dimensions, source.buckets, ids=source.ids
+    )
+    return release(conn, found)
 
 
 def release(conn: duckdb.DuckDBPyConnection, found: Scan) -> Scan:

@@ -30,19 +30,20 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tools import sql
 from tools.metrics import TimeBuckets, merge_bucket_cubes, naive_utc
-from tools.scan import CUBE, Scan, release, scan
+from tools.scan import CUBE, Scan, ScanSource, read_once, release, scan
 
 CACHE_FORMAT = 1
 # Files smaller than this are read again: the cache's own reads and writes cost more.
@@ -95,9 +96,6 @@ class _Stat:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-CheckedRows = Callable[[Path], str]
-
-
 class ScanCache:
     """The scan cache under `root` (the state directory's `cache/`)."""
 
@@ -105,64 +103,41 @@ class ScanCache:
         self.root = root
         self.min_bytes = min_bytes
 
-    def scan(
-        self,
-        conn: duckdb.DuckDBPyConnection,
-        file: Path,
-        kind: str,
-        columns: list[str],
-        dimensions: list[str],
-        buckets: TimeBuckets,
-        checked: CheckedRows,
-        *,
-        ids: bool,
-    ) -> Scan:
-        """The load's pass over `file`, or as little of it as the cache allows.
+    def scan(self, conn: duckdb.DuckDBPyConnection, source: ScanSource) -> Scan:
+        """The load's pass over `source`, or as little of it as the cache allows.
 
-        `checked(path)` is the relation of checked rows of a file with `file`'s format and
-        columns. The result is what `scan.scan` over the whole file would give (its
-        leaves already released); a result that is not clean sends the caller to the
-        copying path, which reads the whole file again and names the bad line.
+        The result is what `scan.read_once` gives; a result that is not clean sends the
+        caller to the copying path, which reads the whole file again and names the bad
+        line.
         """
-        before = _Stat.of(file)
+        before = _Stat.of(source.file)
         if before.size < self.min_bytes:
-            return release(conn, scan(conn, checked(file), dimensions, buckets, ids=ids))
-        entry = self._entry(file, kind, dimensions)
+            return read_once(conn, source)
+        entry = self._entry(source)
         manifest = _read_manifest(entry)
-        usable = manifest is not None and _usable(manifest, before, kind, columns, buckets)
-        if manifest is not None and usable:
+        if manifest is not None and _usable(manifest, before, source):
             with suppress(OSError, duckdb.Error):
-                found = self._reuse(conn, entry, manifest, file, kind, before, checked)
+                found = self._reuse(conn, entry, manifest, source, before)
                 if found is not None:
                     return found
-        return self._full(conn, entry, file, kind, columns, dimensions, buckets, checked, ids)
+        return self._full(conn, entry, source)
 
-    # --- the three ways a load goes ------------------------------------------------------
+    # --- the two ways a load goes past the cache -----------------------------------------
 
-    def _full(
-        self,
-        conn: duckdb.DuckDBPyConnection,
-        entry: Path,
-        file: Path,
-        kind: str,
-        columns: list[str],
-        dimensions: list[str],
-        buckets: TimeBuckets,
-        checked: CheckedRows,
-        ids: bool,
-    ) -> Scan:
-        before = _Stat.of(file)
+    def _full(self, conn: duckdb.DuckDBPyConnection, entry: Path, source: ScanSource) -> Scan:
+        """Read the whole file (its bytes digested meanwhile) and keep what it gave."""
+        before = _Stat.of(source.file)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            # The digests are read while DuckDB reads the rows.
-            digests = pool.submit(_digests, file, before.size)
-            found = scan(conn, checked(file), dimensions, buckets, ids=ids)
+            digests = pool.submit(_digests, source.file, before.size)
+            found = scan(
+                conn, source.checked(source.file), source.dimensions, source.buckets,
+                ids=source.ids,
+            )  # fmt: skip
             chunks = digests.result()
-        if found.clean and found.ts_range is not None and _Stat.of(file) == before:
+        if found.clean and _Stat.of(source.file) == before:
             with suppress(OSError, duckdb.Error):
-                self._store(
-                    conn, entry, file, kind, columns, found, before, chunks,
-                    new_ids=found.ids_relation if ids else None, old=None,
-                )  # fmt: skip
+                new_ids = found.ids_relation if source.ids else None
+                self._store(conn, entry, source, found, before, chunks, new_ids=new_ids, old=None)
         return release(conn, found)
 
     def _reuse(
@@ -170,27 +145,25 @@ class ScanCache:
         conn: duckdb.DuckDBPyConnection,
         entry: Path,
         manifest: Manifest,
-        file: Path,
-        kind: str,
+        source: ScanSource,
         before: _Stat,
-        checked: CheckedRows,
     ) -> Scan | None:
         """The cached cube, plus the rows appended since; None when the prefix changed."""
+        file = source.file
         if _digests(file, manifest.size) != manifest.chunks:
             return None  # edited, not (only) appended
         buckets = TimeBuckets(tuple(manifest.cuts))
-        counts, codes = entry / manifest.counts, entry / manifest.codes
-        cached = (_parquet(counts), _parquet(codes))
+        cached = (_parquet(entry / manifest.counts), _parquet(entry / manifest.codes))
         dims = manifest.dimensions
         rows, span = manifest.rows, (manifest.first_ts, manifest.last_ts)
         if before.size == manifest.size:
             merge_bucket_cubes(conn, [cached], dims, CUBE)
             return Scan(CUBE, tuple(dims), buckets, rows, ts_range=_naive_span(span))
-        if kind not in APPENDABLE or not _ends_a_line(file, manifest.size):
+        if source.kind not in APPENDABLE or not _ends_a_line(file, manifest.size):
             return None
-        with _appended(entry, file, kind, manifest.size, before.size) as delta_file:
-            delta = scan(conn, checked(delta_file), dims, buckets, ids=True, cube=_DELTA)
-        if delta.clean and delta.ts_range is not None:
+        with _appended(entry, file, source.kind, manifest.size, before.size) as delta_file:
+            delta = scan(conn, source.checked(delta_file), dims, buckets, ids=True, cube=_DELTA)
+        if delta.clean:
             old_ids = ", ".join(sql.literal(str(entry / name)) for name in manifest.ids)
             seen = conn.execute(
                 f"SELECT count(*) FROM read_parquet([{old_ids}]) AS old "
@@ -210,7 +183,7 @@ class ScanCache:
                     file, before.size, known=manifest.chunks, known_size=manifest.size
                 )
                 self._store(
-                    conn, entry, file, kind, manifest.columns, found, before, chunks,
+                    conn, entry, source, found, before, chunks,
                     new_ids=delta.ids_relation, old=manifest,
                 )  # fmt: skip
         release(conn, delta)
@@ -222,9 +195,7 @@ class ScanCache:
         self,
         conn: duckdb.DuckDBPyConnection,
         entry: Path,
-        file: Path,
-        kind: str,
-        columns: list[str],
+        source: ScanSource,
         found: Scan,
         stat: _Stat,
         chunks: list[str],
@@ -246,11 +217,11 @@ class ScanCache:
         manifest = Manifest(
             format=CACHE_FORMAT,
             duckdb=duckdb.__version__,
-            path=str(file.resolve()),
+            path=str(source.file.resolve()),
             device=stat.device,
             inode=stat.inode,
-            kind=kind,
-            columns=columns,
+            kind=source.kind,
+            columns=source.columns,
             dimensions=list(found.dimensions),
             cuts=list(found.buckets.cuts),
             size=stat.size,
@@ -266,8 +237,9 @@ class ScanCache:
         replaced = {old.counts, old.codes, *old.ids} if old is not None else set()
         _sweep(entry, keep={MANIFEST, counts, codes, *ids}, replaced=replaced)
 
-    def _entry(self, file: Path, kind: str, dimensions: list[str]) -> Path:
-        key = json.dumps([str(file.resolve()), kind, dimensions, CACHE_FORMAT, duckdb.__version__])
+    def _entry(self, source: ScanSource) -> Path:
+        identity = [str(source.file.resolve()), source.kind, source.dimensions]
+        key = json.dumps([*identity, CACHE_FORMAT, duckdb.__version__])
         return self.root / "scans" / hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
@@ -281,18 +253,17 @@ def _read_manifest(entry: Path) -> Manifest | None:
         return None
 
 
-def _usable(
-    manifest: Manifest, stat: _Stat, kind: str, columns: list[str], buckets: TimeBuckets
-) -> bool:
+def _usable(manifest: Manifest, stat: _Stat, source: ScanSource) -> bool:
     """The entry is about this very file, as it was or longer, cut where this load cuts."""
     return (
         manifest.format == CACHE_FORMAT
         and manifest.duckdb == duckdb.__version__
         and (manifest.device, manifest.inode) == (stat.device, stat.inode)
-        and manifest.kind == kind
-        and manifest.columns == columns
+        and manifest.kind == source.kind
+        and manifest.columns == source.columns
+        and manifest.dimensions == source.dimensions
         and stat.size >= manifest.size
-        and set(buckets.cuts) <= {naive_utc(c) for c in manifest.cuts}
+        and set(source.buckets.cuts) <= {naive_utc(c) for c in manifest.cuts}
     )
 
 
@@ -364,17 +335,22 @@ def _appended(entry: Path, file: Path, kind: str, start: int, end: int) -> Itera
         with os.fdopen(fd, "wb") as out, open(file, "rb") as src:
             if kind == "csv":
                 out.write(src.readline())
-            src.seek(start)
-            left = end - start
-            while left > 0:
-                block = src.read(min(left, 8 << 20))
-                if not block:
-                    break
+            for block in _blocks(src, start, end - start):
                 out.write(block)
-                left -= len(block)
         yield Path(tmp)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _blocks(fh: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+    """The `length` bytes of `fh` from `start` (fewer if the file ends first), in blocks."""
+    fh.seek(start)
+    while length > 0:
+        block = fh.read(min(length, 4 << 20))
+        if not block:
+            return
+        yield block
+        length -= len(block)
 
 
 def _digests(
@@ -391,14 +367,8 @@ def _digests(
     def digest(start: int) -> str:
         h = hashlib.sha256()
         with open(file, "rb") as fh:
-            fh.seek(start)
-            left = min(CHUNK_BYTES, size - start)
-            while left > 0:
-                block = fh.read(min(left, 4 << 20))
-                if not block:
-                    break
+            for block in _blocks(fh, start, min(CHUNK_BYTES, size - start)):
                 h.update(block)
-                left -= len(block)
         return h.hexdigest()
 
     # hashlib and reads release the GIL: two threads hash two chunks at once.

@@ -560,15 +560,8 @@ STREAMED_VIEW = "__payops_scan"
 DROP_STREAMED_VIEW = f"DROP VIEW {STREAMED_VIEW}"
 
 
-def streamed_view(
-    source: str,
-    columns: list[str],
-    present: set[str],
-    extras: list[str],
-    native: frozenset[str] = frozenset(),
-) -> str:
-    """A view of the checked rows (`checked_rows`) that re-reads the file on every query."""
-    checked = checked_rows(source, columns, present, extras, native)
+def streamed_view(checked: str) -> str:
+    """A view of checked rows (`checked_rows` over a file) that re-reads it on every query."""
     return f"CREATE OR REPLACE VIEW {STREAMED_VIEW} AS {checked}"
 
 
