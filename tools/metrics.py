@@ -88,9 +88,25 @@ class WindowStats:
     @classmethod
     def from_values(cls, values: Sequence[int | float | None]) -> WindowStats:
         """Build from the counter columns followed by the latency columns."""
-        ints = [int(v or 0) for v in values]
-        fields: dict[str, Any] = dict(zip(_COUNTERS, ints[:_N_COUNTERS], strict=True))
-        return cls(**fields, latency_at_least=tuple(ints[_N_COUNTERS:]))
+        v = [int(x or 0) for x in values]
+        # Spelled out (in _COUNTERS order): a rollup builds thousands of these.
+        return cls(
+            attempts=v[0],
+            approved=v[1],
+            declined=v[2],
+            errors=v[3],
+            technical=v[4],
+            soft=v[5],
+            hard=v[6],
+            fraud=v[7],
+            authentication=v[8],
+            insufficient_funds=v[9],
+            three_ds_attempts=v[10],
+            challenged=v[11],
+            three_ds_failed=v[12],
+            retries=v[13],
+            latency_at_least=tuple(v[_N_COUNTERS:]),
+        )
 
     def minus(self, other: WindowStats) -> WindowStats:
         """Counts of this segment with `other` (a part of it) taken out."""
@@ -431,17 +447,22 @@ def window_cube(
     dims = ", ".join(sql.ident(d) for d in dimensions)
     is_current = f"bucket IN ({', '.join(map(str, now))})" if now else "false"
     scope = f"bucket IN ({', '.join(map(str, inside))})" if inside else "false"
+    # A window made of several buckets is summed per leaf; with one bucket per window
+    # (the usual cut) each leaf's row is taken as it is.
+    summed = len(now) > 1 or len(inside) - len(now) > 1
+    width = _N_COUNTERS + _N_EDGES
+    values = ", ".join(f"sum(v{i})::BIGINT AS v{i}" if summed else f"v{i}" for i in range(width))
+    n = "sum(n)::BIGINT AS n" if summed else "n"
+    group = " GROUP BY ALL" if summed else ""
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE {cube} AS
-        SELECT {is_current} AS is_current, {dims}, status, code, sum(n)::BIGINT AS n
-        FROM {bucket_cube}_codes WHERE {scope} GROUP BY ALL"""
+        SELECT {is_current} AS is_current, {dims}, status, code, {n}
+        FROM {bucket_cube}_codes WHERE {scope}{group}"""
     )
-    width = _N_COUNTERS + _N_EDGES
-    sums = ", ".join(f"sum(v{i})::BIGINT AS v{i}" for i in range(width))
     conn.execute(
         f"""CREATE OR REPLACE TEMP TABLE {cube}_counts AS
-        SELECT {is_current} AS is_current, {dims}, {sums}
-        FROM {bucket_cube}_counts WHERE {scope} GROUP BY ALL"""
+        SELECT {is_current} AS is_current, {dims}, {values}
+        FROM {bucket_cube}_counts WHERE {scope}{group}"""
     )
     return LeafCube(cube, tuple(dimensions), baseline, current)
 
