@@ -1,10 +1,11 @@
 """observe against the floor: the least work that answers observe's question.
 
-    python benchmarks/observe.py [--rows 10000000] [--seed 0] [--repeat 5]
+    python benchmarks/observe.py [--rows 10000000[,2000000...]] [--seed 0] [--repeat 5]
                                  [--formats csv,parquet] [--no-context] [--incremental]
 
-The data is a processor-outage scenario of `--rows` transactions, written by `payops
-generate` once per format (CSV and Parquet, the same rows) and kept in benchmarks/.data/.
+The data is a processor-outage scenario of `--rows` transactions (each size given),
+written by `payops generate` once per format (CSV and Parquet, the same rows) and kept in
+benchmarks/.data/.
 
 **The floor** is one DuckDB query in a fresh Python process: read the file once and count
 attempts and approvals per window for every segment of up to two dimensions
@@ -12,7 +13,8 @@ attempts and approvals per window for every segment of up to two dimensions
 nothing else.
 
 **payops** is `payops observe FOLDER --json` as a user runs it, a whole process with an
-empty state directory (so no cache): every row checked against CONTRACT.md section 1,
+empty state directory (nothing cached yet; like a first observe of a file, it writes the
+scan cache): every row checked against CONTRACT.md section 1,
 every segment's metrics, detection and root cause.
 
 The two are timed alternately, `--repeat` times each, so that load from other processes
@@ -354,7 +356,12 @@ def incremental(folder: Path, rows: int, repeat: int) -> None:
 def main() -> None:
     """Build the data, time payops against the floor per format, print the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument(
+        "--rows",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[10_000_000],
+        help="rows, or several sizes separated by commas (2000000,10000000)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--formats", default="csv,parquet")
@@ -371,15 +378,16 @@ def main() -> None:
     if args.phase:
         print(CONTEXT_PHASES[args.phase](args.folder))
         return
-    for fmt in args.formats.split(","):
-        started = time.perf_counter()
-        folder = build(args.rows, args.seed, fmt)
-        print(f"data: {folder} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
-        payops = against_floor(folder, args.rows, fmt, args.repeat)
-        if not args.no_context:
-            context(folder, fmt, payops)
-        if args.incremental and fmt == "csv":
-            incremental(folder, args.rows, args.repeat)
+    for rows in args.rows:
+        for fmt in args.formats.split(","):
+            started = time.perf_counter()
+            folder = build(rows, args.seed, fmt)
+            print(f"data: {folder} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+            payops = against_floor(folder, rows, fmt, args.repeat)
+            if not args.no_context:
+                context(folder, fmt, payops)
+            if args.incremental and fmt == "csv":
+                incremental(folder, rows, args.repeat)
 
 
 if __name__ == "__main__":
