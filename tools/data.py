@@ -388,11 +388,11 @@ def _file_columns(
     return names, ({str(r[0]): str(r[1]) for r in rows} if kind == "parquet" else {})
 
 
-def _native_columns(kind: FileKind, types: dict[str, str]) -> frozenset[str]:
+def _native_columns(kind: FileKind, types: dict[str, str]) -> dict[str, str]:
     """The contract columns a typed file holds in a type the checks can take as it is."""
     if kind != "parquet":
-        return frozenset()
-    return frozenset(c for c, ok in sql.NATIVE_TYPES.items() if types.get(c) in ok)
+        return {}
+    return {c: types[c] for c, ok in sql.NATIVE_TYPES.items() if types.get(c) in ok}
 
 
 def _buckets(
@@ -528,7 +528,7 @@ def _check_columns(file: Path, kind: FileKind, columns: list[str], dims: list[st
 
 
 def _source(
-    kind: FileKind, file: Path, columns: list[str], native: frozenset[str] = frozenset()
+    kind: FileKind, file: Path, columns: list[str], native: dict[str, str] | None = None
 ) -> tuple[str, dict[str, object]]:
     """The scan of `file` as a relation of non-NULL VARCHAR columns, and its parameters.
 
