@@ -244,11 +244,18 @@ def _localize_all(
     and is large enough to be an incident of its own.
     """
 
+    # Metrics often find the same cause (an outage fails and slows its processor): the
+    # table without it is measured once and shared.
+    remeasured: dict[frozenset[LeafKey], SegmentTable] = {}
+
     def remeasure(excluded: list[Segment]) -> SegmentTable:
-        return rollup(
-            dataset.conn, table.dimensions, cfg.depth, table.baseline, table.current,
-            cube=CUBE, exclude=excluded,
-        )  # fmt: skip
+        key = frozenset(key_of(s, table.dimensions) for s in excluded)
+        if key not in remeasured:
+            remeasured[key] = rollup(
+                dataset.conn, table.dimensions, cfg.depth, table.baseline, table.current,
+                cube=CUBE, exclude=excluded,
+            )  # fmt: skip
+        return remeasured[key]
 
     def weight(rc: RootCause) -> float:
         if rc.metric == "success_rate":
