@@ -129,7 +129,8 @@ def test_an_edited_and_appended_file_is_read_again_in_full(
     csv_of(folder).write_text(text[:at] + ",declined," + text[at + 10 :])
     append_rows(folder, 50)
     assert result(load(folder, cache=cache)) == full_read(folder)
-    assert passes == [20_000, 20_050]
+    # The new rows are read while the old bytes are checked; then the whole file is.
+    assert passes == [20_000, 50, 20_050]
 
 
 def test_a_new_row_repeating_an_old_id_is_named_by_line(folder: Path, cache: ScanCache) -> None:
@@ -250,3 +251,18 @@ def test_a_json_lines_file_that_grew_is_read_for_its_new_rows_only(
             fh.write(json.dumps({**record, "txn_id": record["txn_id"] + "-again"}) + "\n")
     assert result(load(folder, cache=cache)) == full_read(folder)
     assert passes == [12_000, 400]
+
+
+def test_many_appends_are_merged_into_one_part(
+    folder: Path, cache: ScanCache, passes: list[int]
+) -> None:
+    load(folder, cache=cache)
+    for i in range(scan_cache.MAX_PARTS):  # the last one makes MAX_PARTS + 1
+        append_rows(folder, 20, suffix=f"n{i}")
+        load(folder, cache=cache)
+    assert passes == [20_000] + [20] * scan_cache.MAX_PARTS
+    (entry,) = list((cache.root / "scans").iterdir())
+    manifest = scan_cache.Manifest.model_validate_json((entry / "manifest.json").read_bytes())
+    assert len(manifest.parts) == 1
+    assert {p.name for p in entry.iterdir()} == manifest.files  # nothing left behind
+    assert result(load(folder, cache=cache)) == full_read(folder)

@@ -156,7 +156,7 @@ class Dataset:
         if self.scan is not None and self.scan.buckets.serves(baseline, current):
             made = window_cube(
                 self.conn, self.scan.cube, self.scan.buckets, self.dimensions,
-                baseline, current, cube=cube,
+                baseline, current, cube=cube, repeated=self.scan.repeated_leaves,
             )  # fmt: skip
         else:
             made = build_leaf_cube(

@@ -400,12 +400,15 @@ def merge_bucket_cubes(
     parts: Sequence[tuple[str, str]],
     dimensions: Sequence[str],
     target: str,
+    *,
+    summed: bool,
 ) -> None:
-    """The bucket cube `target` of several disjoint sets of rows: their cubes, summed.
+    """The bucket cube `target` of several disjoint sets of rows, from their cubes.
 
     Each part is a pair of relations (its counts, its codes: see `collapse_leaves`), such
     as the tables of a bucket cube or the Parquet files the scan cache keeps, all cut at
-    the same time buckets.
+    the same time buckets. `summed` adds up each leaf's rows; without, the parts are only
+    put together, and a leaf may have a row in each (`window_cube(..., repeated=True)`).
     """
     dims = ", ".join(sql.ident(d) for d in dimensions)
     width = _N_COUNTERS + _N_EDGES
@@ -416,10 +419,8 @@ def merge_bucket_cubes(
     }
     for suffix, (keys, values, relations) in merged.items():
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {r}" for r in relations)
-        conn.execute(
-            f"""CREATE OR REPLACE TEMP TABLE {target}_{suffix}_merged AS
-            SELECT {keys}, {values} FROM ({union}) GROUP BY ALL"""
-        )
+        query = f"SELECT {keys}, {values} FROM ({union}) GROUP BY ALL" if summed else union
+        conn.execute(f"CREATE OR REPLACE TEMP TABLE {target}_{suffix}_merged AS {query}")
     for suffix in merged:
         conn.execute(f"DROP TABLE IF EXISTS {target}_{suffix}")
         conn.execute(f"ALTER TABLE {target}_{suffix}_merged RENAME TO {target}_{suffix}")
@@ -434,10 +435,12 @@ def window_cube(
     current: TimeWindow,
     *,
     cube: str = "observe_leaf",
+    repeated: bool = False,
 ) -> LeafCube:
     """The leaf cube of two windows, summed from a bucket cube (no pass over the rows).
 
-    `bucket_cube` names the tables made by `collapse_leaves`; `buckets` must serve both
+    `bucket_cube` names the tables made by `collapse_leaves` (or `merge_bucket_cubes`:
+    `repeated` when a leaf may have several rows in a bucket); `buckets` must serve both
     windows. A row in either window is current when it is not earlier than the current
     window's start.
     """
@@ -449,7 +452,7 @@ def window_cube(
     scope = f"bucket IN ({', '.join(map(str, inside))})" if inside else "false"
     # A window made of several buckets is summed per leaf; with one bucket per window
     # (the usual cut) each leaf's row is taken as it is.
-    summed = len(now) > 1 or len(inside) - len(now) > 1
+    summed = repeated or len(now) > 1 or len(inside) - len(now) > 1
     width = _N_COUNTERS + _N_EDGES
     values = ", ".join(f"sum(v{i})::BIGINT AS v{i}" if summed else f"v{i}" for i in range(width))
     n = "sum(n)::BIGINT AS n" if summed else "n"

@@ -56,7 +56,8 @@ class Scan:
     rows are `clean`. `leaves`, until released, is the pass's table of leaves; with
     `has_ids` it holds the hashes of the rows' txn_ids (`ids_relation`). `repeated_ids`
     counts hashes seen more than once: 0 proves the ids unique, more may still be a hash
-    collision. `ts_range` is None unless every row passed.
+    collision. `ts_range` is None unless every row passed. `repeated_leaves`: the cube
+    was put together from parts, so a leaf may have a row in each (see `window_cube`).
     """
 
     cube: str
@@ -68,6 +69,7 @@ class Scan:
     ts_range: tuple[datetime, datetime] | None = None
     leaves: str | None = None
     has_ids: bool = False
+    repeated_leaves: bool = False
 
     @property
     def clean(self) -> bool:

@@ -1,10 +1,12 @@
 """A cache of the load's pass, in the state directory: a file that only grew costs its new rows.
 
 Leaf counts are additive, so the bucket cube of a file is the sum of the cubes of any
-split of its rows. The cache keeps, per file and settings, the bucket cube of the rows
-read so far (two Parquet files), the hashes of their txn_ids (so new rows are checked
-against old ids exactly), their count and time span, and SHA-256 digests of the bytes
-they came from, in `CHUNK_BYTES` pieces. On the next load:
+split of its rows. The cache keeps, per file and settings, one *part* per pass made over
+it (the whole file, then each appended piece): the part's bucket cube and the hashes of
+its rows' txn_ids (so new rows are checked against old ids exactly), in Parquet files;
+and the count and time span of all rows read, with SHA-256 digests of the bytes they came
+from, in `CHUNK_BYTES` pieces. Past `MAX_PARTS` the parts are merged into one. On the
+next load:
 
 - the file's first `size` bytes must hash to the same digests (an edited file, as opposed
   to an appended one, is read again in full, whatever its size and dates say);
@@ -45,18 +47,34 @@ from tools import sql
 from tools.metrics import TimeBuckets, merge_bucket_cubes, naive_utc
 from tools.scan import CUBE, Scan, ScanSource, read_once, release, scan
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # Files smaller than this are read again: the cache's own reads and writes cost more.
 MIN_CACHED_BYTES = 64 << 20
 CHUNK_BYTES = 16 << 20
-# Id files kept per entry before they are merged into one.
-MAX_ID_FILES = 8
+# Parts kept per entry before they are merged into one.
+MAX_PARTS = 8
 # Files of an entry that no manifest names (a writer that crashed) are removed after this.
 ORPHAN_SECONDS = 3600
 _DELTA = "__payops_delta"
+_MERGED = "__payops_merged"
 MANIFEST = "manifest.json"
 # Formats whose new rows can be read on their own: every line is a row (after a header).
 APPENDABLE = frozenset({"csv", "jsonl"})
+
+
+class Part(BaseModel):
+    """The cube (counts, codes) and id hashes of one pass: Parquet files of the entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    counts: str
+    codes: str
+    ids: str | None
+
+    @property
+    def files(self) -> set[str]:
+        """The part's file names."""
+        return {self.counts, self.codes} | ({self.ids} if self.ids else set())
 
 
 class Manifest(BaseModel):
@@ -78,9 +96,12 @@ class Manifest(BaseModel):
     rows: int
     first_ts: datetime
     last_ts: datetime
-    counts: str
-    codes: str
-    ids: list[str]
+    parts: list[Part]
+
+    @property
+    def files(self) -> set[str]:
+        """Every file the entry needs."""
+        return {MANIFEST}.union(*(part.files for part in self.parts))
 
 
 @dataclass(frozen=True)
@@ -136,8 +157,8 @@ class ScanCache:
             chunks = digests.result()
         if found.clean and _Stat.of(source.file) == before:
             with suppress(OSError, duckdb.Error):
-                new_ids = found.ids_relation if source.ids else None
-                self._store(conn, entry, source, found, before, chunks, new_ids=new_ids, old=None)
+                part = _write_part(conn, entry, found)
+                self._commit(entry, source, found, before, chunks, [part], old=None)
         return release(conn, found)
 
     def _reuse(
@@ -149,24 +170,35 @@ class ScanCache:
         before: _Stat,
     ) -> Scan | None:
         """The cached cube, plus the rows appended since; None when the prefix changed."""
-        file = source.file
-        if _digests(file, manifest.size) != manifest.chunks:
-            return None  # edited, not (only) appended
+        file, dims = source.file, manifest.dimensions
         buckets = TimeBuckets(tuple(manifest.cuts))
-        cached = (_parquet(entry / manifest.counts), _parquet(entry / manifest.codes))
-        dims = manifest.dimensions
+        cached = [(_parquet(entry / p.counts), _parquet(entry / p.codes)) for p in manifest.parts]
         rows, span = manifest.rows, (manifest.first_ts, manifest.last_ts)
-        if before.size == manifest.size:
-            merge_bucket_cubes(conn, [cached], dims, CUBE)
-            return Scan(CUBE, tuple(dims), buckets, rows, ts_range=_naive_span(span))
-        if source.kind not in APPENDABLE or not _ends_a_line(file, manifest.size):
+        appended = before.size > manifest.size
+        if appended and (source.kind not in APPENDABLE or not _ends_a_line(file, manifest.size)):
             return None
-        with _appended(entry, file, source.kind, manifest.size, before.size) as delta_file:
-            delta = scan(conn, source.checked(delta_file), dims, buckets, ids=True, cube=_DELTA)
+        delta = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The old bytes are checked while the new ones are read; nothing read is used
+            # unless they are unchanged (edited, not only appended: read it all again).
+            unchanged = pool.submit(lambda: _digests(file, manifest.size) == manifest.chunks)
+            if appended:
+                with _appended(entry, file, source.kind, manifest.size, before.size) as piece:
+                    delta = scan(conn, source.checked(piece), dims, buckets, ids=True, cube=_DELTA)
+            if not unchanged.result():
+                if delta is not None:
+                    release(conn, delta)
+                return None
+        if delta is None:
+            merge_bucket_cubes(conn, cached, dims, CUBE, summed=False)
+            return Scan(
+                CUBE, tuple(dims), buckets, rows, ts_range=_naive_span(span),
+                repeated_leaves=len(cached) > 1,
+            )  # fmt: skip
         if delta.clean:
-            old_ids = ", ".join(sql.literal(str(entry / name)) for name in manifest.ids)
+            old_ids = [str(entry / p.ids) for p in manifest.parts if p.ids]
             seen = conn.execute(
-                f"SELECT count(*) FROM read_parquet([{old_ids}]) AS old "
+                f"SELECT count(*) FROM read_parquet({sql.literal(old_ids)}) AS old "
                 f"SEMI JOIN {delta.ids_relation} AS new ON old.h = new.h"
             ).fetchone()
             delta = replace(delta, repeated_ids=int(seen[0]) if seen else 0)
@@ -174,46 +206,41 @@ class ScanCache:
             # A bad or repeated row among the new ones: the caller reads the whole file.
             release(conn, delta)
             return Scan(CUBE, tuple(dims), buckets, rows + delta.rows, delta.bad, 1)
-        merge_bucket_cubes(conn, [cached, (f"{_DELTA}_counts", f"{_DELTA}_codes")], dims, CUBE)
+        parts = [*cached, (f"{_DELTA}_counts", f"{_DELTA}_codes")]
+        merge_bucket_cubes(conn, parts, dims, CUBE, summed=False)
         span = (min(span[0], delta.ts_range[0]), max(span[1], delta.ts_range[1]))
-        found = Scan(CUBE, tuple(dims), buckets, rows + delta.rows, ts_range=_naive_span(span))
+        found = Scan(
+            CUBE, tuple(dims), buckets, rows + delta.rows, ts_range=_naive_span(span),
+            repeated_leaves=True,
+        )  # fmt: skip
         if _Stat.of(file) == before:
             with suppress(OSError, duckdb.Error):
                 chunks = _digests(
                     file, before.size, known=manifest.chunks, known_size=manifest.size
                 )
-                self._store(
-                    conn, entry, source, found, before, chunks,
-                    new_ids=delta.ids_relation, old=manifest,
-                )  # fmt: skip
+                if len(manifest.parts) < MAX_PARTS:
+                    kept = [*manifest.parts, _write_part(conn, entry, delta)]
+                else:
+                    kept = [_merged_part(conn, entry, manifest.parts, delta, dims)]
+                self._commit(entry, source, found, before, chunks, kept, old=manifest)
         release(conn, delta)
         return found
 
     # --- writing an entry ----------------------------------------------------------------
 
-    def _store(
+    def _commit(
         self,
-        conn: duckdb.DuckDBPyConnection,
         entry: Path,
         source: ScanSource,
         found: Scan,
         stat: _Stat,
         chunks: list[str],
+        parts: list[Part],
         *,
-        new_ids: str | None,
         old: Manifest | None,
     ) -> None:
-        """Write the entry of `found`: data files first, under fresh names, then the manifest."""
+        """Name the entry's complete files in a new manifest, atomically; sweep the rest."""
         assert found.ts_range is not None
-        entry.mkdir(parents=True, exist_ok=True)
-        counts = _copy(conn, f"(SELECT * FROM {found.cube}_counts)", entry, "counts")
-        codes = _copy(conn, f"(SELECT * FROM {found.cube}_codes)", entry, "codes")
-        ids = list(old.ids) if old is not None else []
-        if new_ids is not None:
-            ids.append(_copy(conn, new_ids, entry, "ids"))
-        if len(ids) > MAX_ID_FILES:
-            listed = ", ".join(sql.literal(str(entry / name)) for name in ids)
-            ids = [_copy(conn, f"(SELECT h FROM read_parquet([{listed}]))", entry, "ids")]
         manifest = Manifest(
             format=CACHE_FORMAT,
             duckdb=duckdb.__version__,
@@ -229,13 +256,10 @@ class ScanCache:
             rows=found.rows,
             first_ts=found.ts_range[0],
             last_ts=found.ts_range[1],
-            counts=counts,
-            codes=codes,
-            ids=ids,
+            parts=parts,
         )
         _write_atomic(entry / MANIFEST, manifest.model_dump_json().encode())
-        replaced = {old.counts, old.codes, *old.ids} if old is not None else set()
-        _sweep(entry, keep={MANIFEST, counts, codes, *ids}, replaced=replaced)
+        _sweep(entry, keep=manifest.files, replaced=old.files if old is not None else set())
 
     def _entry(self, source: ScanSource) -> Path:
         identity = [str(source.file.resolve()), source.kind, source.dimensions]
@@ -275,13 +299,44 @@ def _parquet(path: Path) -> str:
     return f"read_parquet({sql.literal(str(path))})"
 
 
+def _write_part(conn: duckdb.DuckDBPyConnection, entry: Path, found: Scan) -> Part:
+    """The cube (and id hashes) of one pass, as a part of the entry."""
+    entry.mkdir(parents=True, exist_ok=True)
+    return Part(
+        counts=_copy(conn, f"{found.cube}_counts", entry, "counts"),
+        codes=_copy(conn, f"{found.cube}_codes", entry, "codes"),
+        ids=_copy(conn, found.ids_relation, entry, "ids") if found.has_ids else None,
+    )
+
+
+def _merged_part(
+    conn: duckdb.DuckDBPyConnection,
+    entry: Path,
+    parts: list[Part],
+    delta: Scan,
+    dimensions: list[str],
+) -> Part:
+    """An entry's parts and a new pass as one part: cubes summed, id hashes together."""
+    pairs = [(_parquet(entry / p.counts), _parquet(entry / p.codes)) for p in parts]
+    pairs.append((f"{delta.cube}_counts", f"{delta.cube}_codes"))
+    merge_bucket_cubes(conn, pairs, dimensions, _MERGED, summed=True)
+    old_ids = [str(entry / p.ids) for p in parts if p.ids]
+    ids = f"(SELECT h FROM read_parquet({sql.literal(old_ids)}) UNION ALL {delta.ids_relation})"
+    return Part(
+        counts=_copy(conn, f"{_MERGED}_counts", entry, "counts"),
+        codes=_copy(conn, f"{_MERGED}_codes", entry, "codes"),
+        ids=_copy(conn, ids, entry, "ids"),
+    )
+
+
 def _copy(conn: duckdb.DuckDBPyConnection, relation: str, entry: Path, kind: str) -> str:
     """COPY `relation` to a fresh Parquet file in `entry`; its name once it is whole."""
     name = f"{kind}-{uuid.uuid4().hex}.parquet"
     partial = entry / f".{name}.partial"
     try:
         conn.execute(
-            f"COPY (SELECT * FROM {relation}) TO $path (FORMAT parquet)", {"path": str(partial)}
+            f"COPY (SELECT * FROM {relation}) TO $path (FORMAT parquet, COMPRESSION uncompressed)",
+            {"path": str(partial)},
         )
         os.replace(partial, entry / name)
     except BaseException:
