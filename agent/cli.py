@@ -1,50 +1,59 @@
-"""The `payops` command line: run, approve/reject, observe, generate, eval and learn.
+"""The `payops` command line: run, approve/reject, chat, observe, generate, eval, learn, config.
 
 Heavy modules (LangGraph, DuckDB) are imported inside the commands that need them, so
 `payops --help` is instant and `payops run` pays only for what it uses. Every error a user
 can fix is printed as one line naming the file, line and field, with a non-zero exit.
+Output is sized to the terminal (`$COLUMNS`, else its width, else 120 columns).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+
+from tools.incidents.registry import KIND_MODULES
+from tools.terminal import make_console
+from tools.text import printable
 
 if TYPE_CHECKING:
     from agent.context import Context
     from agent.runner import RunResult
     from tools.contract import TimeWindow
-    from tools.observe import Observation
+    from tools.data import Dataset
 
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
     help="payops: observe authorization rates, reason about incidents, guard, act, learn.",
 )
-learn_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The learning store.")
+learn_app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    context_settings=CONTEXT_SETTINGS,
+    help="The learning store.",
+)
 app.add_typer(learn_app, name="learn")
 
-# A pipe or a log gets 120 columns instead of rich's 80, so tables stay readable.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
+# Listed in `generate --kind`'s help; the registry is the source (tools/incidents/).
+KIND_HELP = "incident kind to inject: " + ", ".join(KIND_MODULES)
 
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", help="'stub' (default, offline), 'none', or provider:model"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print the JSON record only")]
-SeedOption = Annotated[int, typer.Option("--seed", help="seed of the simulator")]
 LenientOption = Annotated[
     bool, typer.Option("--lenient", help="quarantine bad rows instead of failing")
 ]
@@ -53,11 +62,37 @@ ConfigOption = Annotated[
 ]
 WindowOption = Annotated[str | None, typer.Option(help="START/END in ISO-8601 (UTC)")]
 DimensionsOption = Annotated[
-    str | None, typer.Option("--dimensions", help="comma-separated segment dimensions")
+    str | None,
+    typer.Option(
+        "--dimensions",
+        help="segment dimensions: +mcc,-currency adjusts the defaults (which include the "
+        "file's extra columns); a,b,c replaces them",
+    ),
 ]
 DepthOption = Annotated[
-    int | None, typer.Option("--depth", help="max dimensions in a segment (1-3)")
+    int | None, typer.Option("--depth", help="max dimensions of a root cause (1-3; default 3)")
 ]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="list every anomalous segment, not the top 8")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"payops {version('payops')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """payops: observe authorization rates, reason about incidents, guard, act, learn."""
 
 
 class UserError(Exception):
@@ -78,11 +113,12 @@ _USER_ERRORS = (
 def user_errors() -> Iterator[None]:
     """Turn every error a user can act on into one line on stderr and exit code 2."""
     from tools.data import DataError
+    from tools.sql import SchemaError, StoreBusyError
 
     try:
         yield
     except DataError as exc:
-        err.print(f"[red]error:[/red] {escape(exc.message)}")
+        err.print(f"[red]error:[/red] {printable(exc.message)}")
         raise typer.Exit(2) from None
     except Exception as exc:
         loaded = tuple(
@@ -90,9 +126,13 @@ def user_errors() -> Iterator[None]:
             for module, name in _USER_ERRORS
             if module in sys.modules
         )
-        if not isinstance(exc, (UserError, ValueError, *loaded)):
+        if isinstance(exc, (SchemaError, StoreBusyError, UserError, ValueError, *loaded)):
+            err.print(f"[red]error:[/red] {printable(str(exc))}")
+            raise typer.Exit(2) from None
+        if not isinstance(exc, OSError):
             raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        # a write that failed after the checks (disk full, permissions)
+        err.print(f"[red]error:[/red] {printable(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -130,163 +170,40 @@ def _dimensions(text: str | None) -> list[str] | None:
 
 
 # ---------------------------------------------------------------------------------------
-# Rendering
+# What the commands print beyond the steps of a run (agent/render.py).
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
+def _kill_switch(ctx: Context, config: Path | None) -> str | None:
+    """What engaged the kill switch (None when it is off)."""
+    from tools.config import find_config
+    from tools.guardrails.limits import KILL_SWITCH_ENV, kill_switch_from_env
+
+    if not ctx.limits.kill_switch:
+        return None
+    if kill_switch_from_env():
+        return f"{KILL_SWITCH_ENV}=1"
+    return f"guard.kill_switch in {find_config(config).describe()}"
 
 
-def _segment(seg: dict[str, str]) -> str:
-    from tools.contract import format_segment
+def _state(ctx: Context) -> str:
+    """The state directory in use and why, for the last line of a command."""
+    from tools.config import find_state_dir
 
-    return escape(format_segment(seg))
+    found = find_state_dir()
+    if found.path.absolute() == ctx.state_dir.absolute():
+        return found.describe()
+    return str(ctx.state_dir)
 
 
-def render_observation(obs: Observation, source: str) -> None:
-    """What observe found, as a person reads it."""
-    out.rule(f"[bold]observe[/bold] {escape(source)}")
-    overall = obs.overall
-    attempts = f"{overall.current.attempts:,} attempts" if overall else ""
-    out.print(
-        f"baseline {obs.baseline.start:%Y-%m-%d %H:%M}–{obs.baseline.end:%H:%M} UTC, "
-        f"current {obs.current.start:%Y-%m-%d %H:%M}–{obs.current.end:%H:%M} UTC "
-        f"({attempts}; {obs.tests:,} segment tests)"
-    )
-    if not obs.anomalous:
-        out.print("[green]No anomaly[/green]: no segment changed significantly.")
-        return
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for col in ("segment", "metric", "baseline", "current", "p-value", "severity", "codes moved"):
-        table.add_column(col)
-    for a in obs.anomalies[:8]:
-        if a.metric == "success_rate":
-            before, now = _pct(a.baseline), _pct(a.current)
-        elif a.metric == "volume":
-            before, now = f"{a.baseline:,.0f}", f"{a.current:,.0f}"
-        else:
-            before, now = f"{a.baseline:,.0f} ms", f"{a.current:,.0f} ms"
-        codes = ", ".join(
-            f"{c.code} +{(c.current_share - c.baseline_share) * 100:.1f}pp"
-            for c in a.decline_codes[:3]
-        )
-        colour = {"critical": "red", "warning": "yellow", "info": "cyan"}[a.severity]
-        table.add_row(
-            _segment(a.segment),
-            a.metric,
-            before,
-            now,
-            f"{a.p_value:.1e}",
-            f"[{colour}]{a.severity}[/{colour}]",
-            escape(codes),
-        )
-    out.print(table)
-    if len(obs.anomalies) > 8:
-        out.print(f"… and {len(obs.anomalies) - 8} more anomalous segments")
-    for rc in obs.root_causes:
-        out.print(
-            f"[bold]root cause[/bold]: {_segment(rc.segment)} ({rc.metric}, explains "
-            f"{rc.explained_share:.0%} of the change)"
+def _quarantined(ds: Dataset) -> None:
+    if ds.quarantined:
+        err.print(
+            f"[yellow]quarantined {ds.quarantined:,} bad rows[/yellow] to "
+            f"{printable(str(ds.quarantine_path))} (--lenient)"
         )
 
 
-def _render_update(node: str, update: dict[str, Any], source: str) -> None:
-    from agent.model_reasoner import IncidentHypothesis
-    from tools.contract import Decision, Outcome
-    from tools.guardrails import GuardVerdict
-    from tools.observe import Observation
-
-    if node == "observe":
-        render_observation(Observation.model_validate(update["observation"]), source)
-    elif node == "reason":
-        out.rule("[bold]reason[/bold]")
-        for h in update.get("hypotheses", [])[:3]:
-            hyp = IncidentHypothesis.model_validate(h)
-            out.print(f"hypothesis: [bold]{hyp.incident_kind}[/bold] ({hyp.confidence:.2f})")
-        decision = Decision.model_validate(update["decision"])
-        params = escape(json.dumps(decision.params, ensure_ascii=False))
-        out.print(
-            f"decision: [bold]{decision.action}[/bold] {params} "
-            f"confidence {decision.confidence:.2f}, risk {decision.risk}, by {decision.reasoner}"
-        )
-        out.print(f"rationale: {escape(decision.rationale)}", markup=True)
-    elif node == "guard":
-        out.rule("[bold]guard[/bold]")
-        verdict = GuardVerdict.model_validate(update["guard"])
-        colour = {"approved": "green", "needs_approval": "yellow", "blocked": "red"}[verdict.status]
-        out.print(f"verdict: [{colour}]{verdict.status}[/{colour}] (risk {verdict.risk})")
-        for v in verdict.violations:
-            out.print(f"  [red]✗[/red] {v.rule}: {escape(v.detail)}")
-        for r in verdict.reasons_for_approval:
-            out.print(f"  [yellow]![/yellow] {escape(r)}")
-    elif node == "approve":
-        from agent.state import Approval
-
-        approval = Approval.model_validate(update["approval"])
-        out.rule("[bold]approval[/bold]")
-        word = "approved" if approval.approved else "rejected"
-        out.print(
-            f"{word} by {escape(approval.by)}: {escape(approval.reason or 'no reason given')}"
-        )
-    elif node == "act":
-        out.rule("[bold]act[/bold] (simulated)")
-        outcome = Outcome.model_validate(update["outcome"]) if update.get("outcome") else None
-        if update.get("already_executed"):
-            out.print(
-                "[yellow]already executed[/yellow] under idempotency key "
-                f"{update.get('idempotency_key', '')[:16]}…: not executed again"
-            )
-        if outcome is not None:
-            lo, hi = outcome.interval or (outcome.after, outcome.after)
-            out.print(
-                f"{outcome.metric}: {_pct(outcome.before)} -> {_pct(outcome.after)} "
-                f"({outcome.improvement * 100:+.1f} pp; 90% interval {_pct(lo)}–{_pct(hi)})"
-            )
-    elif node == "learn":
-        out.rule("[bold]learn[/bold]")
-        out.print(f"verdict: [bold]{update.get('verdict')}[/bold], recorded in the learning store")
-
-
-def _render_learning(ctx: Context) -> None:
-    with ctx.learning_store() as store:
-        stats = store.stats("action")
-    _stats_table(stats, "learning statistics by action")
-
-
-def _stats_table(stats: list[Any], title: str) -> None:
-    table = Table(title=title, box=None, header_style="bold")
-    for col in (
-        "kind",
-        "action",
-        "count",
-        "executed",
-        "success rate",
-        "mean impr.",
-        "best",
-        "worst",
-    ):
-        table.add_column(col)
-
-    def f(x: float | None, pct: bool = True) -> str:
-        if x is None:
-            return "–"
-        return f"{x * 100:+.1f}pp" if pct else f"{x:.0%}"
-
-    for s in stats:
-        table.add_row(
-            s.incident_kind or "*",
-            s.action or "*",
-            str(s.count),
-            str(s.executed),
-            f(s.success_rate, pct=False),
-            f(s.mean_improvement),
-            f(s.best),
-            f(s.worst),
-        )
-    out.print(table)
-
-
-def _finish(result: RunResult, as_json: bool, ctx: Context) -> None:
+def _finish(result: RunResult, as_json: bool, ctx: Context, out: Console) -> None:
     if as_json:
         # The thread id (an extension of the record) is what `payops approve` needs.
         record = result.record.model_dump(mode="json")
@@ -297,15 +214,26 @@ def _finish(result: RunResult, as_json: bool, ctx: Context) -> None:
         out.rule("[bold yellow]waiting for approval[/bold yellow]")
         d = result.pending.decision
         out.print(
-            f"{d.action} {escape(json.dumps(d.params, ensure_ascii=False))} needs a human "
-            f"(risk {result.pending.risk}): {escape('; '.join(result.pending.reasons))}"
+            f"{d.action} {printable(json.dumps(d.params, ensure_ascii=False))} needs a human "
+            f"(risk {result.pending.risk}):"
         )
-        out.print(f"thread id: [bold]{result.thread_id}[/bold]")
-        out.print(f"approve: payops approve {result.thread_id}")
-        out.print(f"reject:  payops reject {result.thread_id} --reason '...'")
+        for reason in result.record.escalations:
+            out.print(f"  [yellow]![/yellow] {reason.rule}: {printable(reason.detail)}")
+        thread = printable(result.thread_id)
+        out.print(f"thread id: [bold]{thread}[/bold]")
+        out.print(f"approve: payops approve {thread}")
+        out.print(f"reject:  payops reject {thread} --reason '...'")
+        out.print(f"[dim]from any folder that uses this state: {printable(_state(ctx))}[/dim]")
         return
-    _render_learning(ctx)
-    out.print(f"[dim]thread {result.thread_id}, {result.record.latency_ms:.0f} ms[/dim]")
+    from agent.render import render_stats
+
+    with ctx.learning_store() as store:
+        stats = store.stats("action")
+    render_stats(out, stats, "learning statistics by action")
+    out.print(
+        f"[dim]thread {printable(result.thread_id)}, {result.record.latency_ms:.0f} ms; "
+        f"state: {printable(_state(ctx))}[/dim]"
+    )
 
 
 def _context(model: str | None, config: Path | None, depth: int | None) -> Context:
@@ -327,58 +255,78 @@ def run(
     ] = None,
     model: ModelOption = None,
     as_json: JsonOption = False,
-    seed: SeedOption = 0,
     lenient: LenientOption = False,
     baseline: WindowOption = None,
     current: WindowOption = None,
     dimensions: DimensionsOption = None,
     depth: DepthOption = None,
     config: ConfigOption = None,
+    show_all: AllOption = False,
 ) -> None:
     """Run the agent loop once: observe -> reason -> guard -> act -> learn."""
     with user_errors():
+        from agent.render import RunView
         from agent.runner import sqlite_checkpointer, start_run
 
+        out = make_console()
         source = data or _demo_scenario()
         ctx = _context(model, config, depth)
         ctx.baseline, ctx.current = _windows(baseline, current)
-        on_update: Callable[[str, dict[str, Any]], None] | None = None
-        if not as_json:
-
-            def on_update(node: str, update: dict[str, Any]) -> None:
-                _render_update(node, update, str(source))
-
+        dims = _dimensions(dimensions)
+        # Loaded here (the graph reuses it) to report quarantined rows and dimensions.
+        ds = ctx.dataset(str(source), lenient, dims)
+        _quarantined(ds)
+        view = RunView(
+            out,
+            str(source),
+            choice=ds.dimension_choice,
+            kill_switch=_kill_switch(ctx, config),
+            show_all=show_all,
+        )
         with sqlite_checkpointer(ctx.state_dir) as saver:
             result = start_run(
                 source,
                 ctx,
                 saver,
-                seed=seed,
                 lenient=lenient,
-                dimensions=_dimensions(dimensions),
-                on_update=on_update,
+                dimensions=dims,
+                on_update=None if as_json else view,
             )
-        _finish(result, as_json, ctx)
+        _finish(result, as_json, ctx, out)
 
 
 def _resume(
     thread: str, approved: bool, reason: str, by: str, as_json: bool, model: str | None
 ) -> None:
     with user_errors():
-        from agent.runner import resume_run, sqlite_checkpointer
+        from agent.chat.command import answer_thread, chat_context
+        from agent.chat.session import is_chat_thread
+        from agent.render import RunView
+        from agent.runner import RunError, resume_run, saved_state, sqlite_checkpointer
         from agent.state import Approval
 
+        out = make_console()
         ctx = _context(model, None, None)
-        on_update = None if as_json else (lambda n, u: _render_update(n, u, thread))
+        view = RunView(out, thread, kill_switch=_kill_switch(ctx, None))
+        on_update = None if as_json else view
+        approval = Approval(approved=approved, by=by, reason=reason)
         with sqlite_checkpointer(ctx.state_dir) as saver:
-            result = resume_run(
-                thread,
-                Approval(approved=approved, by=by, reason=reason),
-                ctx,
-                saver,
-                on_update=on_update,
-            )
-        _finish(result, as_json, ctx)
+            if is_chat_thread(saver, thread):
+                chat = chat_context(model, ctx.config)
+                answer_thread(saver, chat, out, thread, approval, as_json=as_json)
+                return
+            view.prime(saved_state(saver, thread))
+            try:
+                result = resume_run(
+                    thread,
+                    approval,
+                    ctx,
+                    saver,
+                    on_update=on_update,
+                )
+            except RunError as exc:
+                raise UserError(f"{exc}; state: {_state(ctx)}") from None
+        _finish(result, as_json, ctx, out)
 
 
 @app.command()
@@ -404,6 +352,52 @@ def reject(
 
 
 @app.command()
+def chat(
+    data: Annotated[Path, typer.Argument(help="transactions file or scenario folder")],
+    model: ModelOption = None,
+    thread: Annotated[
+        str | None, typer.Option("--thread", help="continue this conversation (any process)")
+    ] = None,
+    once: Annotated[
+        str | None, typer.Option("--once", help="answer this one question and exit")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print each turn's messages and tool calls as JSON")
+    ] = False,
+    by: Annotated[str, typer.Option(help="who approves proposals in this session")] = "operator",
+    lenient: LenientOption = False,
+    baseline: WindowOption = None,
+    current: WindowOption = None,
+    dimensions: DimensionsOption = None,
+    depth: DepthOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Investigate in conversation: ask what is wrong, where, since when, what if."""
+    with user_errors():
+        from agent.chat.command import chat_context, run_chat
+        from agent.runner import sqlite_checkpointer
+
+        out = make_console()
+        ctx = chat_context(model, _config(config, depth))
+        base, cur = _windows(baseline, current)
+        with sqlite_checkpointer(ctx.state_dir) as saver:
+            run_chat(
+                data,
+                saver,
+                ctx,
+                out,
+                thread=thread,
+                once=once,
+                as_json=as_json,
+                lenient=lenient,
+                dimensions=_dimensions(dimensions),
+                baseline=base,
+                current=cur,
+                by=by,
+            )
+
+
+@app.command()
 def observe(
     data: Annotated[Path, typer.Argument(help="transactions file or scenario folder")],
     baseline: WindowOption = None,
@@ -413,67 +407,75 @@ def observe(
     dimensions: DimensionsOption = None,
     depth: DepthOption = None,
     config: ConfigOption = None,
+    show_all: AllOption = False,
 ) -> None:
     """Find anomalous segments and their root cause (no reasoning, no action)."""
     with user_errors():
-        from tools.config import state_home
+        from agent.render import render_observation
+        from tools.config import find_state_dir
         from tools.data import load
         from tools.observe import observe as run_observe
         from tools.scan_cache import ScanCache
 
         cfg = _config(config, depth)
         base, cur = _windows(baseline, current)
-        cache = ScanCache(state_home() / "cache")
         ds = load(
             data,
             lenient=lenient,
             dimensions=_dimensions(dimensions),
             baseline=base,
             current=cur,
-            cache=cache,
+            cache=ScanCache(find_state_dir().path / "cache"),
         )
-        if ds.quarantined:
-            err.print(
-                f"[yellow]quarantined {ds.quarantined} bad rows[/yellow] to {ds.quarantine_path}"
-            )
+        _quarantined(ds)
         result = run_observe(ds, cfg.observe, baseline=base, current=cur)
         if as_json:
-            sys.stdout.write(json.dumps(result.record(), ensure_ascii=False) + "\n")
+            record = result.record()
+            choice = ds.dimension_choice
+            record["dimensions"] = list(ds.dimensions)
+            record["skipped_dimensions"] = [
+                {"name": s.name, "reason": s.reason} for s in (choice.skipped if choice else ())
+            ]
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
-            render_observation(result, str(data))
+            render_observation(
+                make_console(), result, str(data), choice=ds.dimension_choice, show_all=show_all
+            )
 
 
 @app.command()
 def generate(
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="folder to write scenarios in")],
-    kind: Annotated[str | None, typer.Option(help="incident kind to inject")] = None,
+    kind: Annotated[str | None, typer.Option(help=KIND_HELP)] = None,
     seed: Annotated[int, typer.Option(help="seed: same seed, same data")] = 0,
     rows: Annotated[int, typer.Option(help="transactions per scenario")] = 20_000,
     all_kinds: Annotated[bool, typer.Option("--all", help="one scenario of every kind")] = False,
     fmt: Annotated[str, typer.Option("--format", help="csv.gz, csv, parquet or jsonl")] = "csv.gz",
+    force: Annotated[
+        bool, typer.Option("--force", help="replace scenario folders that already exist")
+    ] = False,
 ) -> None:
     """Write recorded scenario folders with synthetic transactions and ground truth."""
     with user_errors():
         from tools.contract import INCIDENT_KINDS
         from tools.generate import GenerateOptions, generate_all, generate_scenario
+        from tools.output import check_output_dir
 
+        out = make_console()
         if rows < 100:
             raise UserError("--rows must be at least 100")
         if fmt not in ("csv.gz", "csv", "parquet", "jsonl"):
             raise UserError("--format must be csv.gz, csv, parquet or jsonl")
+        check_output_dir(out_dir, "OUT")
         options = GenerateOptions(file_format=fmt)
         if all_kinds:
-            paths = generate_all(out_dir, seed, rows, options=options)
+            paths = generate_all(out_dir, seed, rows, options=options, replace=force)
         else:
             if kind is None or kind not in INCIDENT_KINDS:
                 raise UserError(f"--kind must be one of {', '.join(INCIDENT_KINDS)} (or use --all)")
-            paths = [
-                generate_scenario(
-                    out_dir, kind, seed, rows, options=GenerateOptions(file_format=fmt)
-                )
-            ]
+            paths = [generate_scenario(out_dir, kind, seed, rows, options=options, replace=force)]
         for p in paths:
-            out.print(str(p))
+            out.print(printable(str(p)))
 
 
 @app.command("eval")
@@ -485,18 +487,32 @@ def evaluate(
     ] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="results JSONL")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="write a report here")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", help="parallel workers")] = None,
-    seed: SeedOption = 0,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="parallel workers (default: every core)")
+    ] = None,
     compare: Annotated[
         tuple[Path, Path] | None,
         typer.Option("--compare", help="compare two results files A.jsonl B.jsonl"),
     ] = None,
+    chat: Annotated[
+        bool, typer.Option("--chat", help="score recorded conversations (default: evals/chat)")
+    ] = False,
 ) -> None:
-    """Score decisions on recorded scenarios."""
+    """Score decisions on recorded scenarios, or chat answers on recorded conversations."""
     with user_errors():
+        out = make_console()
+        if chat:
+            from evals.chat import run_chat_eval
+
+            if model is not None and len(model) > 1:
+                raise UserError("--chat takes one --model")
+            scores = run_chat_eval(paths or [], model[0] if model else None, out_file, out)
+            if not all(s.passed for s in scores):
+                raise typer.Exit(1)
+            return
         from agent.eval_cli import run_eval
 
-        run_eval(paths or [], model or [], out_file, report, jobs, seed, compare, out)
+        run_eval(paths or [], model or [], out_file, report, jobs, compare, out)
 
 
 @learn_app.command("stats")
@@ -518,7 +534,9 @@ def learn_stats(
         if as_json:
             sys.stdout.write(json.dumps([asdict(s) for s in stats]) + "\n")
         else:
-            _stats_table(stats, f"learning statistics by {by}")
+            from agent.render import render_stats
+
+            render_stats(make_console(), stats, f"learning statistics by {by}")
 
 
 @learn_app.command("export")
@@ -529,14 +547,43 @@ def learn_export(
     """Export every recorded outcome (written whole, or not at all)."""
     with user_errors():
         from agent.context import Context
+        from tools.output import check_output_file
 
         if fmt not in ("json", "csv"):
             raise UserError("--format must be json or csv")
+        check_output_file(path, "learn export")
         ctx = Context(config=_config(None, None))
         fmt_lit: Literal["json", "csv"] = "json" if fmt == "json" else "csv"
         with ctx.learning_store() as store:
             n = store.export(path, fmt_lit)
-        out.print(f"wrote {n} outcomes to {path}")
+        make_console().print(f"wrote {n} outcomes to {printable(str(path))}")
+
+
+@app.command("config")
+def show_config(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the settings as JSON")] = False,
+) -> None:
+    """Print the settings in force, each with where it came from (default, file, environment)."""
+    with user_errors():
+        from agent.render import render_settings
+        from tools.config import effective_settings, find_state_dir
+
+        found, settings = effective_settings(config)
+        state = find_state_dir()
+        if as_json:
+            document = {
+                "config_file": None if found.path is None else str(found.path),
+                "state_dir": str(state.path),
+                "state_dir_origin": state.origin,
+                "settings": [
+                    {"key": s.key, "value": s.value, "source": s.source, "note": s.note}
+                    for s in settings
+                ],
+            }
+            sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+            return
+        render_settings(make_console(), found.describe(), state.describe(), settings)
 
 
 def main() -> None:

@@ -7,9 +7,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from evals.harness import discover, evaluate, load_records, load_specs, write_records
-from evals.report import render_comparison, render_summary, write_report
-from evals.scoring import compare, expectations, summarize
+from evals.harness import (
+    discover,
+    evaluate,
+    load_records,
+    load_specs,
+    workers_for,
+    write_records,
+)
+from evals.report import render_comparison, render_summary, require_plotting, write_report
+from evals.scoring import compare, expectations, recorded_expectations, summarize
+from tools.output import check_output_dir, check_output_file
+from tools.text import printable
 
 LIBRARY = Path(__file__).resolve().parent.parent / "evals" / "scenarios"
 DEFAULT_OUT = Path("eval-results.jsonl")
@@ -30,7 +39,6 @@ def run_eval(
     out_file: Path | None,
     report: Path | None,
     jobs: int | None,
-    seed: int,
     compare_files: tuple[Path, Path] | None,
     console: Console,
 ) -> None:
@@ -41,7 +49,9 @@ def run_eval(
     progress = sys.stderr.isatty()
     if compare_files is not None:
         before, after = (load_records(p) for p in compare_files)
-        console.print(render_comparison(compare(before, after, expected)))
+        # A record's own `expected` (written by `payops eval`) first; then the scenarios'.
+        expected |= recorded_expectations([*before, *after])
+        console.print(render_comparison(compare(before, after, expected), console.size.width))
         return
     if not folders:
         raise EvalError(
@@ -50,22 +60,33 @@ def run_eval(
     if len(models) > 2:
         raise EvalError("give at most two --model options (two are compared)")
     out = out_file or DEFAULT_OUT
+    # Every output path is checked before the evaluation, which can take minutes.
+    for path in [_suffixed(out, label) for label in models] if len(models) == 2 else [out]:
+        check_output_file(path, "--out")
+    if report is not None:
+        check_output_dir(report, "--report")
+        require_plotting()
+    console.print(
+        f"eval: {len(folders)} scenarios on {workers_for(jobs, len(folders))} worker processes"
+    )
+    width = console.size.width
     if len(models) == 2:
         runs = []
         for label in models:
-            records = evaluate(folders, model=label, seed=seed, jobs=jobs, progress=progress)
+            records = evaluate(folders, model=label, jobs=jobs, progress=progress)
             write_records(records, _suffixed(out, label))
-            console.print(f"[bold]{label}[/bold]: {_suffixed(out, label)}")
-            console.print(render_summary(summarize(records, expected)))
+            shown = printable(str(_suffixed(out, label)))
+            console.print(f"[bold]{printable(label)}[/bold]: {shown}")
+            console.print(render_summary(summarize(records, expected), width))
             runs.append(records)
-        console.print(render_comparison(compare(runs[0], runs[1], expected)))
+        console.print(render_comparison(compare(runs[0], runs[1], expected), width))
         return
     model = models[0] if models else None
-    records = evaluate(folders, model=model, seed=seed, jobs=jobs, progress=progress)
+    records = evaluate(folders, model=model, jobs=jobs, progress=progress)
     write_records(records, out)
     summary = summarize(records, expected)
-    console.print(render_summary(summary))
-    console.print(f"records: {out}")
+    console.print(render_summary(summary, width))
+    console.print(f"records: {printable(str(out))}")
     if report is not None:
         written = write_report(summary, records, specs, report)
-        console.print(f"report: {', '.join(str(p) for p in written)}")
+        console.print(f"report: {printable(', '.join(str(p) for p in written))}")

@@ -6,30 +6,43 @@ used only if it is a well-formed catalogue action inside the evidence. Any failu
 the deterministic fallback, marked `fallback:<why>` (CONTRACT.md section 3), so a faulty
 or unreachable model never fails a run. Free of graph code: the `reason` node calls
 `decide_with_model`.
+
+Every model call has a deadline (`[model] timeout_s`, default 30 s, retries included):
+the call runs in a daemon thread, and a model that has not answered by then is left
+behind and the fallback is used, marked `fallback:timeout`. A model that raises an
+interrupt (LangGraph's GraphInterrupt) cannot pause the run: it is a `model_error`.
 """
 
 from __future__ import annotations
 
-import json
+import contextvars
 import logging
 import math
-import re
+import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel, Field, ValidationError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+)
 from tenacity.wait import wait_base
 
 from agent.models import model_label, wrap_evidence
+from tools import actions
+from tools.config import DEFAULT_MODEL_TIMEOUT_S
 from tools.contract import (
     ACTION_NAMES,
-    DEFAULT_RISK,
     AnomalyRecord,
     Decision,
     IncidentKind,
@@ -37,6 +50,8 @@ from tools.contract import (
     RecentChange,
     Segment,
 )
+from tools.guardrails.changes import same_change
+from tools.identifiers import resolve_identifier
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +60,11 @@ PROMPT_PATH = Path(__file__).resolve().parent.parent / "prompts" / "reason.md"
 MAX_ATTEMPTS = 3
 # Small waits: a run is interactive, and the fallback is always available.
 DEFAULT_WAIT: wait_base = wait_exponential(multiplier=0.5, min=0.5, max=4.0)
-MAX_RATIONALE_CHARS = 600
+
+T = TypeVar("T")
 
 FallbackReason = Literal[
-    "model_error", "unparseable", "outside_catalogue", "invalid_params", "out_of_bounds"
+    "model_error", "timeout", "unparseable", "outside_catalogue", "invalid_params", "out_of_bounds"
 ]
 
 
@@ -62,6 +78,9 @@ class IncidentHypothesis(BaseModel):
     incident_kind: IncidentKind
     confidence: float
     evidence: list[str] = Field(default_factory=list)
+    # The root cause this hypothesis reads, when it is an alternative the data fits as
+    # well as the primary one (None: the primary root cause).
+    segment: Segment | None = None
 
 
 class RemedyCandidate(BaseModel):
@@ -101,9 +120,14 @@ class DecisionProposal(BaseModel):
 
 
 @cache
-def system_prompt() -> str:
-    """The system prompt of the reasoning call (prompts/reason.md), read once."""
+def _prompt_template() -> str:
     return PROMPT_PATH.read_text(encoding="utf-8")
+
+
+def system_prompt() -> str:
+    """The system prompt of the reasoning call: prompts/reason.md (read once) with the
+    action catalogue's table in its `{action_catalogue}` place."""
+    return _prompt_template().format(action_catalogue=actions.table())
 
 
 def build_messages(evidence: ReasoningEvidence) -> list[SystemMessage | HumanMessage]:
@@ -175,58 +199,74 @@ class _Rejected(Exception):
         self.detail = detail
 
 
-def _known_pairs(evidence: ReasoningEvidence) -> tuple[set[tuple[str, str]], set[str]]:
-    """The (dimension, value) pairs and processor names the evidence mentions."""
+def _evidence_identifiers(evidence: ReasoningEvidence) -> dict[str, set[str]]:
+    """What the evidence names: the values of each dimension (processors also from the
+    context), and the fraud rules (`rule`: recent changes' kinds and versions)."""
     segments: list[Segment] = [*evidence.root_cause]
     segments += [a.segment for a in evidence.anomalies]
     segments += [c.target for c in evidence.recent_changes]
-    processors = set(evidence.processors)
+    known: dict[str, set[str]] = {"processor": set(evidence.processors)}
+    known["rule"] = {n for c in evidence.recent_changes for n in (c.kind, c.version) if n}
     for candidate in evidence.candidates:
         segments.append(candidate.decision.target_segment())
-        for key in ("from_processor", "to_processor", "backup_processor"):
-            value = candidate.decision.params.get(key)
-            if isinstance(value, str):
-                processors.add(value)
-    pairs = {(dim, value) for seg in segments for dim, value in seg.items()}
-    processors |= {value for dim, value in pairs if dim == "processor"}
-    pairs |= {("processor", p) for p in processors}
-    return pairs, processors
+        params = candidate.decision.params
+        for key, names in actions.named(actions.get(candidate.decision.action)).items():
+            if names.what != "segment" and isinstance(params.get(key), str):
+                known.setdefault(names.what, set()).add(params[key])
+    for segment in segments:
+        for dim, value in segment.items():
+            known.setdefault(dim, set()).add(value)
+    return known
 
 
-def _change_key(change: RecentChange) -> str:
-    # Canonical JSON, so key order and omitted nulls do not make the same change differ.
-    return json.dumps(change.model_dump(mode="json", exclude_none=True), sort_keys=True)
+def _resolve(known: set[str], value: str, what: str) -> str:
+    """The evidence's spelling of `value`, or _Rejected: a model cannot name a new thing."""
+    match = resolve_identifier(value, known)
+    if match is None:
+        raise _Rejected("out_of_bounds", f"{what} {value[:80]!r} is not in the evidence")
+    return match
 
 
-def _check_bounds(decision: Decision, evidence: ReasoningEvidence) -> None:
-    """Reject a decision that names a segment, processor or change the evidence lacks."""
-    pairs, processors = _known_pairs(evidence)
-    if decision.action == "rollback_config":
-        change = RecentChange.model_validate(decision.params["change"])
-        if _change_key(change) not in {_change_key(c) for c in evidence.recent_changes}:
-            raise _Rejected("out_of_bounds", "rollback_config names a change not in the evidence")
-    else:
-        unknown = sorted(set(decision.target_segment().items()) - pairs)
-        if unknown:
-            shown = ", ".join(f"{dim}={value!r}" for dim, value in unknown)
-            raise _Rejected("out_of_bounds", f"segment not in the evidence: {shown}")
-    for key in ("from_processor", "to_processor", "backup_processor"):
-        value = decision.params.get(key)
-        if isinstance(value, str) and value not in processors:
-            raise _Rejected("out_of_bounds", f"{key} {value!r} is not a processor in the evidence")
+def _resolve_segment(known: dict[str, set[str]], segment: Segment) -> Segment:
+    dimensions = {d for d in known if d != "rule"}
+    out: Segment = {}
+    for dim, value in segment.items():
+        name = _resolve(dimensions, dim, "dimension")
+        out[name] = _resolve(known[name], value, f"segment {name}=")
+    return out
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+def _in_evidence(decision: Decision, evidence: ReasoningEvidence) -> Decision:
+    """`decision` with every identifier in the evidence's own spelling (ACQ_B -> acq_b).
 
-
-def _clean_rationale(text: str) -> str:
-    """The model's rationale as a record can hold it: no control characters, bounded."""
-    text = _CONTROL.sub(" ", text).strip()
-    return text if len(text) <= MAX_RATIONALE_CHARS else text[: MAX_RATIONALE_CHARS - 1] + "…"
+    Rejects (out_of_bounds) a segment, processor, merchant, rule or change the evidence
+    does not name, by meaning: a look-alike spelling names nothing the evidence has. What
+    a parameter names is its type's (`tools.fields.Names`, read by `actions.named`).
+    """
+    known = _evidence_identifiers(evidence)
+    params = dict(decision.params)
+    for key, names in actions.named(actions.get(decision.action)).items():
+        value = params.get(key)
+        if names.what == "change" and value is not None:
+            change = RecentChange.model_validate(value)
+            match = next((c for c in evidence.recent_changes if same_change(change, c)), None)
+            if match is None:
+                what = f"{decision.action} names a change not in the evidence"
+                raise _Rejected("out_of_bounds", what)
+            params[key] = match.model_dump(mode="json")
+        elif names.what == "segment" and isinstance(value, dict):
+            params[key] = _resolve_segment(known, value)
+        elif isinstance(value, str):
+            params[key] = _resolve(known.get(names.what, set()), value, key)
+    return Decision.model_validate({**decision.model_dump(), "params": params})
 
 
 def _to_decision(result: Any, label: str, evidence: ReasoningEvidence) -> Decision:
     """The model's structured answer as a Decision, or _Rejected saying why not."""
+    raw = result.get("raw") if isinstance(result, dict) else None
+    calls = getattr(raw, "tool_calls", None) or []
+    if len(calls) > 1:
+        raise _Rejected("unparseable", f"{len(calls)} decisions in one answer; one is allowed")
     parsed = result.get("parsed") if isinstance(result, dict) else None
     if not isinstance(parsed, DecisionProposal):
         error = result.get("parsing_error") if isinstance(result, dict) else None
@@ -242,23 +282,57 @@ def _to_decision(result: Any, label: str, evidence: ReasoningEvidence) -> Decisi
             action=parsed.action,
             params=parsed.params,
             confidence=parsed.confidence,
-            risk=DEFAULT_RISK[parsed.action],
+            risk=actions.get(parsed.action).risk,
             reasoner=f"model:{label}",
-            rationale=_clean_rationale(parsed.rationale),
+            rationale=parsed.rationale,  # the contract strips control characters and bounds it
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or parsed.action
         raise _Rejected("invalid_params", f"{parsed.action}: {where}: {first['msg']}") from None
-    _check_bounds(decision, evidence)
-    return decision
+    return _in_evidence(decision, evidence)
 
 
 def _fallback(fallback: Decision, why: FallbackReason, detail: str) -> Decision:
     log.warning("model answer not used (%s): %s", why, detail)
     note = f"model answer not used ({why}): {detail}"[:300]
     rationale = f"{fallback.rationale} [{note}]" if fallback.rationale else f"[{note}]"
-    return fallback.model_copy(update={"reasoner": f"fallback:{why}", "rationale": rationale})
+    return Decision.model_validate(
+        {**fallback.model_dump(), "reasoner": f"fallback:{why}", "rationale": rationale}
+    )
+
+
+class ModelTimeout(Exception):
+    """The model did not answer within its deadline."""
+
+
+def call_with_deadline(call: Callable[[], T], timeout_s: float) -> T:
+    """`call()`'s result, or ModelTimeout when it has not returned within `timeout_s`.
+
+    The call runs in a daemon thread with a copy of the caller's context (LangGraph's
+    config travels in a context variable). A thread that is still running at the deadline
+    is left behind: Python cannot stop it, and being a daemon it never holds up the
+    process's exit. Whatever the call raises is raised here.
+    """
+    done = threading.Event()
+    outcome: list[Any] = []
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            outcome.append((True, context.run(call)))
+        except BaseException as exc:  # handed to the caller, whatever it is
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="payops-model-call", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise ModelTimeout(f"no answer within {timeout_s:g} s")
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def decide_with_model(
@@ -268,31 +342,38 @@ def decide_with_model(
     *,
     wait: wait_base = DEFAULT_WAIT,
     config: RunnableConfig | None = None,
+    timeout_s: float = DEFAULT_MODEL_TIMEOUT_S,
 ) -> Decision:
     """Ask `model` to choose a remedy for `evidence`; return it, or `fallback` if unusable.
 
-    Transient errors are retried (3 attempts, exponential `wait`; pass `wait_none()` in
-    tests). The answer is used only when it parses, names a catalogue action with valid
-    params and a confidence in [0, 1], and stays inside the evidence's segments,
-    processors and changes; it then gets `reasoner="model:<label>"` and the catalogue's
-    default risk. Otherwise `fallback` is returned with `reasoner="fallback:<why>"` and the
-    reason appended to its rationale. Never raises because of the model, but lets
-    langgraph's GraphBubbleUp (an interrupt) through. `config` is passed to the model call
-    (callbacks, tracing).
+    The call, transient-error retries included (3 attempts, exponential `wait`; pass
+    `wait_none()` in tests), must finish within `timeout_s`, else `fallback:timeout`. The
+    answer is used only when it is one decision that parses, names a catalogue action
+    with valid params and a confidence in [0, 1], and names only segments, processors,
+    merchants, rules and changes the evidence has (by meaning; they are rewritten in the
+    evidence's spelling). It then gets `reasoner="model:<label>"` and the catalogue's
+    default risk. Otherwise `fallback` is returned with `reasoner="fallback:<why>"` and
+    the reason appended to its rationale. Never raises because of the model: an error,
+    a hang and an interrupt raised inside the model all end in the fallback. `config` is
+    passed to the model call (callbacks, tracing).
     """
     label = model_label(model)
     messages = build_messages(evidence)
     try:
         structured = model.with_structured_output(DecisionProposal, include_raw=True)
         retrying = Retrying(
-            stop=stop_after_attempt(MAX_ATTEMPTS),
+            stop=stop_after_attempt(MAX_ATTEMPTS) | stop_after_delay(timeout_s),
             wait=wait,
             retry=retry_if_exception(is_transient_error),
             reraise=True,
         )
-        result = retrying(structured.invoke, messages, config)
-    except GraphBubbleUp:
-        raise
+        result = call_with_deadline(
+            lambda: retrying(structured.invoke, messages, config), timeout_s
+        )
+    except ModelTimeout as exc:
+        return _fallback(fallback, "timeout", str(exc))
+    except GraphBubbleUp as exc:  # a model cannot pause the run for a human
+        return _fallback(fallback, "model_error", f"the model raised {type(exc).__name__}")
     except Exception as exc:  # a model may fail in any way; the fallback is always valid
         return _fallback(fallback, "model_error", f"{type(exc).__name__}: {exc}"[:200])
     try:

@@ -6,8 +6,6 @@ and `agent/reasoning.py`. Effects happen only in `act` (behind the ledger) and `
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from langgraph.config import get_config
@@ -15,20 +13,18 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from agent import reasoning
-from agent.context import Context
+from agent.acting import Proposal, act, check, scenario_context_of
+from agent.context import Context, scenario_id_of
 from agent.model_reasoner import decide_with_model
 from agent.state import AgentState, Approval, ApprovalRequest, ApprovalRoute, GuardRoute
 from tools.contract import (
     Decision,
-    Outcome,
-    ScenarioContext,
     Segment,
     Verdict,
     Violation,
 )
+from tools.crashpoints import crash_point
 from tools.data import Dataset
-from tools.executor import idempotency_key
-from tools.guardrails import GuardInput, evaluate
 from tools.learning import LearnedOutcome
 from tools.observe import Observation, observe
 from tools.routes import SegmentSnapshot
@@ -36,10 +32,6 @@ from tools.routes import SegmentSnapshot
 
 def _dataset(state: AgentState, ctx: Context) -> Dataset:
     return ctx.dataset(state.source, state.lenient, state.dimensions)
-
-
-def _scenario_context(ds: Dataset) -> ScenarioContext:
-    return ds.scenario.context if ds.scenario is not None else ScenarioContext()
 
 
 def _decision(state: AgentState) -> Decision:
@@ -65,19 +57,13 @@ def _thread_id() -> str:
     return str(get_config().get("configurable", {}).get("thread_id", ""))
 
 
-def _evidence_attempts(obs: Observation) -> int:
-    return obs.evidence[0].current.attempts if obs.evidence else 0
-
-
-def anomaly_fingerprint(state: AgentState) -> str:
-    """What identifies the incident an action answers: scenario, window and root cause."""
-    obs = _observation(state)
-    payload = {
-        "scenario": state.scenario_id,
-        "current": [obs.current.start.isoformat(), obs.current.end.isoformat()],
-        "root_cause": sorted(json.dumps(s, sort_keys=True) for s in obs.root_cause),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def _proposal(state: AgentState, ctx: Context) -> Proposal:
+    return Proposal(
+        decision=_decision(state),
+        dataset=_dataset(state, ctx),
+        observation=_observation(state),
+        thread_id=_thread_id(),
+    )
 
 
 def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -85,8 +71,7 @@ def observe_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]
     ctx = runtime.context
     ds = _dataset(state, ctx)
     result = observe(ds, ctx.config.observe, baseline=ctx.baseline, current=ctx.current)
-    scenario_id = ds.scenario.id if ds.scenario is not None else ds.source.name
-    return {"observation": result, "scenario_id": scenario_id}
+    return {"observation": result, "scenario_id": scenario_id_of(ds)}
 
 
 def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -94,41 +79,28 @@ def reason_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     ds = _dataset(state, ctx)
     obs = _observation(state)
-    scenario = _scenario_context(ds)
+    scenario = scenario_context_of(ds)
     with ctx.learning_store() as store:
         learning = store.learning_context()
-    found = reasoning.reason(
-        obs, scenario, _snapshotter(ctx, ds, obs), learning, ctx.limits, state.seed
-    )
+    found = reasoning.reason(obs, scenario, _snapshotter(ctx, ds, obs), learning, ctx.limits)
     decision = found.decision
     if ctx.model is not None:
         evidence = reasoning.evidence_for_model(state.scenario_id, obs, scenario, found)
-        decision = decide_with_model(ctx.model, evidence, decision, config=get_config())
+        decision = decide_with_model(
+            ctx.model, evidence, decision, config=get_config(), timeout_s=ctx.config.model.timeout_s
+        )
     return {
         "hypotheses": found.hypotheses,
         "incident_kind": found.incident_kind,
         "candidates": found.candidates,
+        "refused": found.refused,
         "decision": decision,
     }
 
 
 def guard_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Check the decision against every policy rule; no model is involved."""
-    ctx = runtime.context
-    ds = _dataset(state, ctx)
-    obs = _observation(state)
-    decision = _decision(state)
-    verdict = evaluate(
-        GuardInput(
-            decision=decision,
-            snapshot=_snapshotter(ctx, ds, obs)(decision.target_segment()),
-            evidence_attempts=_evidence_attempts(obs),
-            context=_scenario_context(ds),
-            now=obs.current.end,
-            anomaly_start=reasoning.anomaly_start(obs, _scenario_context(ds)),
-        ),
-        ctx.limits,
-    )
+    """Check the decision against every policy rule and the ledger; no model is involved."""
+    verdict = check(runtime.context, _proposal(state, runtime.context))
     return {"guard": verdict, "violations": verdict.violations}
 
 
@@ -168,38 +140,14 @@ def route_after_approval(state: AgentState) -> ApprovalRoute:
 
 
 def act_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
-    """Execute the approved decision exactly once, keyed by its content in the ledger."""
-    ctx = runtime.context
-    ds = _dataset(state, ctx)
-    obs = _observation(state)
-    decision = _decision(state)
-    snap = _snapshotter(ctx, ds, obs)(decision.target_segment())
-    scenario = _scenario_context(ds)
-    key = idempotency_key(decision, anomaly_fingerprint(state))
-
-    def execute() -> dict[str, Any]:
-        outcome = ctx.executor.execute(decision, key, snap, scenario, state.seed)
-        return outcome.model_dump(mode="json")
-
-    thread_id = _thread_id()
-    with ctx.ledger() as ledger:
-        # An in-doubt claim (crash between claim and record) is reconciled by re-running
-        # the simulator, which has no side effects; a real executor would query its API.
-        result = ledger.run_once(
-            key,
-            thread_id=thread_id,
-            scenario_id=state.scenario_id,
-            action=decision.action,
-            params=decision.params,
-            execute=execute,
-            reconcile=lambda _entry: execute(),
-        )
-    outcome = Outcome.model_validate(result.outcome) if result.outcome else None
+    """Execute the decision exactly once, if guard still allows it (`agent.acting.act`)."""
+    result = act(runtime.context, _proposal(state, runtime.context), state.approval)
     return {
-        "idempotency_key": key,
-        "outcome": outcome,
-        "already_executed": not result.executed_now and not result.reconciled,
-        "verdict": "executed",
+        "idempotency_key": result.idempotency_key,
+        "outcome": result.outcome,
+        "already_executed": result.already_executed,
+        "verdict": result.verdict,
+        "violations": [*state.violations, *result.violations],
     }
 
 
@@ -221,22 +169,20 @@ def learn_node(state: AgentState, runtime: Runtime[Context]) -> dict[str, Any]:
     verdict, violations = _final_verdict(state)
     decision = state.decision
     if decision is not None:
-        outcome = state.outcome if verdict == "executed" else None
-        learned = LearnedOutcome(
+        learned = LearnedOutcome.of(
+            decision,
+            verdict,
+            state.outcome,
             scenario_id=state.scenario_id,
             thread_id=_thread_id(),
             incident_kind=state.incident_kind,
-            action=decision.action,
-            segment=decision.target_segment(),
-            params=decision.params,
-            verdict=verdict,
-            before=None if outcome is None else outcome.before,
-            after=None if outcome is None else outcome.after,
-            improvement=None if outcome is None else outcome.improvement,
-            confidence=decision.confidence,
-            reasoner=decision.reasoner,
-            idempotency_key=state.idempotency_key if verdict == "executed" else None,
+            # One row per execution (its ledger key), else one per cycle: a crashed cycle
+            # finished later, or answered twice, is not learned twice.
+            idempotency_key=(
+                state.idempotency_key if verdict == "executed" else f"cycle:{_thread_id()}"
+            ),
         )
         with ctx.learning_store() as store:
             store.record(learned)
+        crash_point("learn:recorded")
     return {"verdict": verdict, "violations": violations, "learned": True}

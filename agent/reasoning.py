@@ -1,7 +1,8 @@
 """The deterministic reasoner: classify the incident, rank remedies, pick one.
 
 It reads only evidence observe produced (where the root cause sits, which decline codes
-moved, the latency and 3DS signatures, how recent changes line up in time), asks the
+moved, the latency and 3DS signatures, how recent changes line up in time), asks each
+registered incident kind (tools/incidents/) whether that evidence is its own, asks the
 simulator what each plausible remedy would do and the learning store how such remedies
 went before, and drops remedies guard would refuse. A chat model, when configured, chooses
 among the same candidates; this reasoner is also its fallback.
@@ -14,75 +15,45 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from agent.model_reasoner import IncidentHypothesis, ReasoningEvidence, RemedyCandidate
+from tools import actions, incidents
 from tools.contract import (
-    ActionName,
     Decision,
     IncidentKind,
     RecentChange,
+    RefusedRemedy,
     ScenarioContext,
     Segment,
     Severity,
     format_segment,
 )
 from tools.decline_codes import (
-    AUTHENTICATION_CODES,
-    FRAUD_CODES,
     INSUFFICIENT_FUNDS,
-    TECHNICAL_CODES,
-    never_retry,
+    CodeClass,
+    canonical_code,
+    code_class,
 )
-from tools.guardrails import GuardInput, GuardLimits, evaluate
+from tools.guardrails import HARD_CEILINGS, GuardInput, GuardLimits, evaluate
+from tools.guardrails.base import PastAction, is_healthy, segments_overlap
+from tools.identifiers import same_identifier
+from tools.incidents import CONFIDENCE, QUIET, Recognition, Signature
 from tools.learning import LearningContext
-from tools.observe import Observation, SegmentEvidence
+from tools.observe import Observation, RootCauseDetail, SegmentEvidence
 from tools.routes import SegmentSnapshot
+from tools.signals import registry as signals
 from tools.simulator import simulate
 
-# What a payment engineer reaches for first, per incident kind (DOMAIN.md). The simulator
-# and past outcomes re-rank within this list; they never add an action it rules out.
-PLAYBOOK: dict[str, tuple[ActionName, ...]] = {
-    "processor_outage": ("shift_traffic", "failover_processor", "enable_retry", "notify_oncall"),
-    "processor_degradation": ("shift_traffic", "enable_retry", "notify_oncall"),
-    "latency_spike": ("shift_traffic", "enable_retry", "notify_oncall"),
-    "issuer_outage": ("notify_oncall", "enable_retry"),
-    "network_incident": ("notify_oncall", "enable_retry"),
-    "three_ds_failure": ("notify_oncall", "relax_3ds"),
-    "fraud_rule_misfire": ("rollback_config", "adjust_fraud_rule", "notify_oncall"),
-    "checkout_integration_break": ("rollback_config", "notify_oncall"),
-    "benign_shift": ("no_action", "notify_oncall"),
-    "none": ("no_action",),
-}
-# Score of a playbook position; gaps are wider than a typical simulated improvement so
-# the playbook order holds unless the simulator or the learning store disagree strongly.
+# Score of a playbook position (the catalogue's order per incident kind, tools/actions/);
+# gaps are wider than a typical simulated improvement so the playbook order holds unless
+# the simulator or the learning store disagree strongly. The simulator and past outcomes
+# re-rank within the playbook; they never add an action it rules out.
 PLAYBOOK_PRIOR = (1.0, 0.7, 0.5, 0.3)
-# A change counts as a suspect when it went live this long before the current window.
-CHANGE_LOOKBACK = timedelta(hours=3)
-SHIFT_PERCENT = 50.0
-FAILOVER_TTL_MIN = 60
-RELAX_TTL_MIN = 60
-# A route needs this many current attempts on the segment before we trust its rate.
-ROUTE_MIN_ATTEMPTS = 30
+# A change counts as a suspect when it went live this long before the current window: the
+# oldest change guard lets a rollback undo.
+CHANGE_LOOKBACK = timedelta(minutes=HARD_CEILINGS["max_change_age_minutes"])
+# How observe's code mix labels a failure without a decline code (tools/metrics.py).
+NO_CODE = "(none)"
 
 Snapshotter = Callable[[Segment], SegmentSnapshot]
-
-
-@dataclass(frozen=True)
-class Signature:
-    """The evidence features classification reads, from the primary root cause."""
-
-    metric: str
-    dims: frozenset[str]
-    segment: Segment
-    drop: float  # success-rate drop, fraction
-    error_rise: float
-    technical: float  # share of the moved failure mass per code family
-    fraud: float
-    authentication: float
-    insufficient_funds: float
-    three_ds_failure_rise: float
-    latency_ratio_p95: float
-    latency_ratio_p99: float
-    moved_codes: tuple[str, ...]
-    suspect_changes: tuple[RecentChange, ...] = field(default=())
 
 
 @dataclass
@@ -93,10 +64,8 @@ class Reasoning:
     incident_kind: IncidentKind
     candidates: list[RemedyCandidate]
     decision: Decision
-
-
-def _overlaps(a: Segment, b: Segment) -> bool:
-    return all(b[k] == v for k, v in a.items() if k in b)
+    # Remedies of the playbook that guard would refuse, with the rules that refuse them.
+    refused: list[RefusedRemedy] = field(default_factory=list)
 
 
 def suspect_changes(
@@ -107,7 +76,8 @@ def suspect_changes(
     return [
         c
         for c in context.recent_changes
-        if start - CHANGE_LOOKBACK <= c.ts <= obs.current.end and _overlaps(c.target, segment)
+        if start - CHANGE_LOOKBACK <= c.ts <= obs.current.end
+        and segments_overlap(c.target, segment)
     ]
 
 
@@ -123,122 +93,174 @@ def anomaly_start(obs: Observation, context: ScenarioContext) -> datetime | None
     return None if inside else obs.current.start
 
 
+def _signature_of(
+    rc: RootCauseDetail, ev: SegmentEvidence, obs: Observation, context: ScenarioContext
+) -> Signature:
+    """Features of one root cause, read from its segment's evidence."""
+    b, c = ev.baseline, ev.current
+    moved = {s.code: s.current_share - s.baseline_share for s in ev.code_shifts}
+    total = sum(v for v in moved.values() if v > 0)
+    error_rise = max(c.gateway_error_rate - b.gateway_error_rate, c.error_rate - b.error_rate, 0.0)
+
+    def mass(*classes: CodeClass) -> float:
+        return sum(v for k, v in moved.items() if code_class(k) in classes and v > 0)
+
+    def ratio(after: float, before: float) -> float:
+        return after / before if before > 0 else 1.0
+
+    # Errors without a code still say "technical"; count them with the technical family.
+    technical = mass("technical") + max(moved.get(NO_CODE, 0.0), 0.0)
+    denominator = max(total, error_rise, 1e-9)
+    return Signature(
+        metric=rc.metric,
+        dims=frozenset(ev.segment),
+        segment=ev.segment,
+        drop=b.success_rate - c.success_rate,
+        error_rise=error_rise,
+        technical=min(1.0, max(technical, error_rise) / denominator),
+        fraud=mass("fraud") / denominator,
+        authentication=mass("authentication") / denominator,
+        insufficient_funds=sum(
+            v for k, v in moved.items() if canonical_code(k) == INSUFFICIENT_FUNDS and v > 0
+        )
+        / denominator,
+        three_ds_failure_rise=c.three_ds_failure_rate - b.three_ds_failure_rate,
+        latency_ratio_p95=ratio(c.latency_p95, b.latency_p95),
+        latency_ratio_p99=ratio(c.latency_p99, b.latency_p99),
+        moved_codes=tuple(s.code for s in ev.code_shifts),
+        suspect_changes=tuple(suspect_changes(obs, context, ev.segment)),
+        measures=signals.measures_of(rc.metric),
+        signals=frozenset(label.split(" ")[0] for label in ev.signals),
+        # Evidence that lists no signals (built by hand, or older) restricts nothing.
+        approvals_lost=not ev.signals
+        or any(signals.loses_approvals(label.split(" ")[0]) for label in ev.signals),
+        approved_latency_ratio=ratio(c.approved_latency_p95, b.approved_latency_p95),
+        mix_shift=rc.mix_shift and ev.segment == rc.segment,
+    )
+
+
 def signature(obs: Observation, context: ScenarioContext) -> Signature | None:
     """Features of the primary root cause, or None when nothing was localized."""
     if not obs.root_causes or not obs.evidence:
         return None
-    rc, ev = obs.root_causes[0], obs.evidence[0]
-    b, c = ev.baseline, ev.current
-    moved = {s.code: s.current_share - s.baseline_share for s in ev.code_shifts}
-    total = sum(v for v in moved.values() if v > 0)
-    error_rise = max(c.error_rate - b.error_rate, 0.0)
-
-    def mass(codes: frozenset[str] | set[str]) -> float:
-        return sum(v for k, v in moved.items() if k in codes and v > 0)
-
-    # Errors without a code still say "technical"; count them with the technical family.
-    technical = mass(TECHNICAL_CODES | {"(none)"})
-    denominator = max(total, error_rise, 1e-9)
-    return Signature(
-        metric=rc.metric,
-        dims=frozenset(rc.segment),
-        segment=rc.segment,
-        drop=b.success_rate - c.success_rate,
-        error_rise=error_rise,
-        technical=min(1.0, max(technical, error_rise) / denominator),
-        fraud=mass(FRAUD_CODES) / denominator,
-        authentication=mass(AUTHENTICATION_CODES) / denominator,
-        insufficient_funds=mass({INSUFFICIENT_FUNDS}) / denominator,
-        three_ds_failure_rise=c.three_ds_failure_rate - b.three_ds_failure_rate,
-        latency_ratio_p95=c.latency_p95 / b.latency_p95 if b.latency_p95 > 0 else 1.0,
-        latency_ratio_p99=c.latency_p99 / b.latency_p99 if b.latency_p99 > 0 else 1.0,
-        moved_codes=tuple(s.code for s in ev.code_shifts),
-        suspect_changes=tuple(suspect_changes(obs, context, rc.segment)),
-    )
+    return _signature_of(obs.root_causes[0], obs.evidence[0], obs, context)
 
 
-def _by_dimension(sig: Signature) -> tuple[IncidentKind, float]:
-    """The kind a technical failure pattern points to, by where it sits and how it fails.
+def alternative_signatures(obs: Observation, context: ScenarioContext) -> list[Signature]:
+    """Features of the segments the data fits as well as the primary root cause."""
+    if not obs.root_causes:
+        return []
+    rc = obs.root_causes[0]
+    return [_signature_of(rc, ev, obs, context) for ev in obs.alternatives]
 
-    On a processor: failures that are mostly gateway errors (timeouts, 5xx) are an outage,
-    issuer-style 91/96 declines a degradation; the root cause's width only sharpens the
-    confidence (an outage usually spans the processor, a degradation one slice of it).
+
+def rank_kinds(sig: Signature) -> list[tuple[IncidentKind, float]]:
+    """The registered kinds that recognise `sig`, most confident first.
+
+    A claim from what failed (a code family, a metric) always counts. A claim from where
+    the failure sits counts in full when the failures are technical, and otherwise only
+    when nothing else explains them, capped at `location_only`. Equal confidences keep a
+    claim from what failed ahead of one from where, then the registry's order. A close
+    runner-up means the evidence is mixed: it lowers the leader's confidence.
     """
-    if "processor" in sig.dims:
-        if sig.latency_ratio_p99 >= 3.0 and sig.drop < 0.15:
-            return "latency_spike", 0.85
-        errors_lead = sig.error_rise >= 0.6 * sig.drop
-        if errors_lead:
-            return "processor_outage", 0.95 if len(sig.dims) == 1 else 0.9
-        return "processor_degradation", 0.95 if len(sig.dims) > 1 else 0.85
-    if "issuer_country" in sig.dims:
-        return "issuer_outage", 0.93
-    if "card_network" in sig.dims:
-        return "network_incident", 0.93
-    return "network_incident", 0.55
+    claims = [
+        (kind.name, found)
+        for kind in incidents.kinds()
+        if kind.recognise is not None and (found := kind.recognise(sig)) is not None
+    ]
+    counted = [(n, r) for n, r in claims if not r.by_location or sig.technical_led]
+    if not counted:
+        counted = [
+            (n, Recognition(min(r.confidence, CONFIDENCE.location_only), by_location=True))
+            for n, r in claims
+        ]
+    counted.sort(key=lambda c: (-c[1].confidence, c[1].by_location))
+    ranked = [(name, found.confidence) for name, found in counted]
+    if len(ranked) > 1:
+        (lead_kind, lead), (_, runner_up) = ranked[0], ranked[1]
+        mixed = lead - CONFIDENCE.runner_up_weight * runner_up + CONFIDENCE.mixed_offset
+        ranked[0] = (lead_kind, round(max(CONFIDENCE.mixed_floor, mixed), 4))
+    return ranked
 
 
 def classify(obs: Observation, context: ScenarioContext) -> list[IncidentHypothesis]:
-    """Ranked hypotheses about the incident kind, each with a confidence and its evidence."""
+    """Ranked hypotheses about the incident kind, each with a confidence and its evidence.
+
+    When the data fits a narrower segment as well as the root cause (an alternative) and
+    that segment reads as another kind, the alternative's kind is listed too, with the
+    segment it reads (`IncidentHypothesis.segment`), and it lowers the leader's
+    confidence as a close runner-up does.
+    """
     if not obs.anomalous:
         return [
             IncidentHypothesis(
-                incident_kind="none", confidence=0.95, evidence=["no segment changed significantly"]
+                incident_kind=QUIET,
+                confidence=CONFIDENCE.quiet,
+                evidence=["no segment changed significantly"],
             )
         ]
     sig = signature(obs, context)
     if sig is None:
         return [
             IncidentHypothesis(
-                incident_kind="none",
-                confidence=0.5,
+                incident_kind=QUIET,
+                confidence=CONFIDENCE.unlocalized,
                 evidence=["anomalies flagged but none localized"],
             )
         ]
     where = format_segment(sig.segment)
     facts = [
-        f"root cause {where} ({sig.metric})",
+        f"root cause {where} ({sig.metric}{', traffic mix' if sig.mix_shift else ''})",
         f"success rate drop {sig.drop * 100:.1f} pp, error rate +{sig.error_rise * 100:.1f} pp",
         f"moved codes: {', '.join(sig.moved_codes) or 'none'}",
-        f"latency p95 x{sig.latency_ratio_p95:.2f}, p99 x{sig.latency_ratio_p99:.2f}",
+        f"latency p95 x{sig.latency_ratio_p95:.2f}, p99 x{sig.latency_ratio_p99:.2f}, "
+        f"approved p95 x{sig.approved_latency_ratio:.2f}",
+        f"signals flagged: {', '.join(sorted(sig.signals)) or 'none'}",
     ]
     if sig.suspect_changes:
         facts.append(
             "recent change: "
             + ", ".join(f"{c.kind} {c.version or ''}".strip() for c in sig.suspect_changes)
         )
-    scored: list[tuple[IncidentKind, float]] = []
-    if sig.metric == "volume":
-        conf = 0.95 if sig.suspect_changes else 0.9
-        scored.append(("checkout_integration_break", conf))
-    elif sig.metric == "latency_p95":
-        scored.append(("latency_spike", 0.93 if "processor" in sig.dims else 0.75))
-        scored.append(_by_dimension(sig))
-    else:
-        if sig.fraud >= 0.5:
-            merchant = "merchant_id" in sig.dims
-            conf = 0.95 if merchant and sig.suspect_changes else 0.9 if merchant else 0.7
-            scored.append(("fraud_rule_misfire", conf))
-        if sig.authentication >= 0.4 or sig.three_ds_failure_rise >= 0.1:
-            scored.append(("three_ds_failure", 0.93))
-        if sig.insufficient_funds >= 0.5:
-            scored.append(("benign_shift", 0.93))
-        if sig.technical >= 0.4:
-            scored.append(_by_dimension(sig))
-        if not scored:
-            kind, conf = _by_dimension(sig)
-            scored.append((kind, min(conf, 0.6)))
-    best: dict[IncidentKind, float] = {}
-    for kind, conf in scored:
-        best[kind] = max(conf, best.get(kind, 0.0))
-    ranked = sorted(best.items(), key=lambda kv: -kv[1])
-    # Confidences are calibrated on the scenario library (`payops eval` reports ECE): the
-    # clean signatures are right about 19 times in 20. A close runner-up means the
-    # evidence is mixed: lower the leader's confidence.
-    if len(ranked) > 1:
-        lead_kind, lead_conf = ranked[0]
-        ranked[0] = (lead_kind, round(max(0.5, lead_conf - 0.5 * ranked[1][1] + 0.3), 4))
-    return [IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts) for k, c in ranked]
+    ranked = rank_kinds(sig)
+    hypotheses = [
+        IncidentHypothesis(incident_kind=k, confidence=c, evidence=facts) for k, c in ranked
+    ]
+    if not ranked:
+        # No kind claims it: an anomaly with a cause but no explanation is a coin toss.
+        return [
+            IncidentHypothesis(
+                incident_kind=QUIET,
+                confidence=CONFIDENCE.unlocalized,
+                evidence=["no incident kind recognises the root cause", *facts],
+            )
+        ]
+    lead_kind, lead = ranked[0]
+    for alt in alternative_signatures(obs, context):
+        alt_ranked = rank_kinds(alt)
+        if not alt_ranked or alt_ranked[0][0] == lead_kind:
+            continue
+        alt_kind, alt_conf = alt_ranked[0]
+        lead = round(
+            max(
+                CONFIDENCE.mixed_floor,
+                lead - CONFIDENCE.runner_up_weight * alt_conf + CONFIDENCE.mixed_offset,
+            ),
+            4,
+        )
+        hypotheses[0] = hypotheses[0].model_copy(update={"confidence": lead})
+        hypotheses.append(
+            IncidentHypothesis(
+                incident_kind=alt_kind,
+                confidence=round(min(alt_conf, lead), 4),
+                evidence=[
+                    f"the data fits {format_segment(alt.segment)} as well as {where}",
+                    *facts[1:],
+                ],
+                segment=alt.segment,
+            )
+        )
+    return hypotheses
 
 
 def _severity(obs: Observation) -> Severity:
@@ -249,113 +271,83 @@ def _severity(obs: Observation) -> Severity:
     return "info"
 
 
-def _best_route(snap: SegmentSnapshot, source: str, context: ScenarioContext) -> str | None:
-    """The healthy processor with the best current success rate on the segment."""
-
-    def healthy(name: str) -> bool:
-        info = context.processors.get(name)
-        return info is None or info.healthy
-
+def _best_route(
+    snap: SegmentSnapshot, source: str, context: ScenarioContext, limits: GuardLimits
+) -> str | None:
+    """The healthy processor with the best current success rate on the segment, among
+    those with the current attempts guard needs to trust a route's rate."""
     options = [
         r
         for name, r in snap.routes.items()
-        if name != source and r.attempts >= ROUTE_MIN_ATTEMPTS and healthy(name)
+        if not same_identifier(name, source)
+        and r.attempts >= limits.min_target_route_attempts
+        and is_healthy(context, snap, name)
     ]
     if not options:
         return None
     return max(options, key=lambda r: (r.success_rate, r.attempts, r.processor)).processor
 
 
-def _candidate_decisions(
+def _incident(
     kind: IncidentKind,
     obs: Observation,
     context: ScenarioContext,
     snapshots: Snapshotter,
     limits: GuardLimits,
-) -> list[Decision]:
-    """Well-formed decisions for each playbook action that applies to this incident."""
+) -> actions.Incident:
+    """What the catalogue's candidate builders read about this incident."""
     segment = obs.root_cause[0] if obs.root_cause else {}
     ev: SegmentEvidence | None = obs.evidence[0] if obs.evidence else None
-    out: list[Decision] = []
-    where = format_segment(segment)
-    for action in PLAYBOOK[kind]:
-        if action == "no_action":
-            reason = "no anomaly" if kind == "none" else f"{kind} at {where}: no remedy applies"
-            out.append(Decision(action="no_action", params={"reason": reason}, confidence=0.5))
-        elif action == "notify_oncall":
-            summary = f"{kind} at {where}"
-            out.append(
-                Decision(
-                    action="notify_oncall",
-                    confidence=0.5,
-                    params={"severity": _severity(obs), "summary": summary},
-                )
-            )
-        elif action in ("shift_traffic", "failover_processor") and "processor" in segment:
-            source = segment["processor"]
-            target = _best_route(snapshots(segment), source, context)
-            if target is None:
-                continue
-            params: dict[str, object] = {
-                "segment": segment,
-                "from_processor": source,
-                "to_processor": target,
-            }
-            if action == "shift_traffic":
-                params["percent"] = min(SHIFT_PERCENT, limits.max_shift_step_pp)
-            else:
-                params["ttl_minutes"] = FAILOVER_TTL_MIN
-            out.append(Decision(action=action, params=params, confidence=0.5))
-        elif action == "enable_retry":
-            moved = [s.code for s in ev.code_shifts] if ev else []
-            codes = sorted(c for c in moved if c in TECHNICAL_CODES and not never_retry(c))
-            if not codes:
-                continue
-            backup = None
-            if "processor" in segment:
-                backup = _best_route(snapshots(segment), segment["processor"], context)
-            retry: dict[str, object] = {
-                "segment": segment,
-                "decline_codes": codes,
-                "max_attempts": 2,
-            }
-            if backup:
-                retry["backup_processor"] = backup
-            out.append(Decision(action="enable_retry", params=retry, confidence=0.5))
-        elif action == "rollback_config":
-            for change in suspect_changes(obs, context, segment):
-                out.append(
-                    Decision(
-                        action="rollback_config",
-                        confidence=0.5,
-                        params={"change": change.model_dump(mode="json")},
-                    )
-                )
-        elif action == "adjust_fraud_rule" and "merchant_id" in segment:
-            rule = next(
-                (
-                    c.version or c.kind
-                    for c in suspect_changes(obs, context, segment)
-                    if "fraud" in c.kind
-                ),
-                "unknown",
-            )
-            out.append(
-                Decision(
-                    action="adjust_fraud_rule",
-                    confidence=0.5,
-                    params={"merchant_id": segment["merchant_id"], "rule": rule, "mode": "shadow"},
-                )
-            )
-        elif action == "relax_3ds" and segment:
-            out.append(
-                Decision(
-                    action="relax_3ds",
-                    confidence=0.5,
-                    params={"segment": segment, "ttl_minutes": RELAX_TTL_MIN},
-                )
-            )
-    return out
+
+    def best_route() -> str | None:
+        source = segment.get("processor")
+        return None if source is None else _best_route(snapshots(segment), source, context, limits)
+
+    return actions.Incident(
+        kind=kind,
+        segment=segment,
+        severity=_severity(obs),
+        moved_codes=tuple(s.code for s in ev.code_shifts) if ev else (),
+        suspect_changes=tuple(suspect_changes(obs, context, segment)),
+        best_route=best_route,
+        limits=limits,
+    )
+
+
+def _candidate_decisions(
+    kind: IncidentKind, incident: actions.Incident, confidence: float
+) -> list[Decision]:
+    """Each candidate the actions of `kind`'s playbook offer, in playbook order."""
+    return [
+        Decision(action=spec.name, params=params.model_dump(mode="json"), confidence=confidence)
+        for spec in actions.playbook(kind)
+        if spec.candidates is not None
+        for params in spec.candidates(incident)
+    ]
+
+
+def guard_input(
+    decision: Decision,
+    snapshot: SegmentSnapshot,
+    obs: Observation,
+    context: ScenarioContext,
+    ledger_history: tuple[PastAction, ...] = (),
+) -> GuardInput:
+    """What guard reads about `decision`, a remedy for the incident `obs` found.
+
+    `snapshot` is the decision's target segment over the observation's windows; `context`
+    the scenario's operational context; `ledger_history` what payops's ledger holds.
+    """
+    return GuardInput(
+        decision=decision,
+        snapshot=snapshot,
+        evidence_attempts=obs.evidence[0].current.attempts if obs.evidence else 0,
+        context=context,
+        now=obs.current.end,
+        anomaly_start=anomaly_start(obs, context),
+        root_cause=tuple(obs.root_cause),
+        ledger_history=ledger_history,
+    )
 
 
 def _rationale(kind: IncidentKind, obs: Observation, decision: Decision, improvement: float) -> str:
@@ -384,39 +376,47 @@ def reason(
     snapshots: Snapshotter,
     learning: LearningContext,
     limits: GuardLimits,
-    seed: int,
 ) -> Reasoning:
     """Classify, rank candidate remedies by playbook, simulation and history, and decide."""
     hypotheses = classify(obs, context)
     kind = hypotheses[0].incident_kind
     confidence = hypotheses[0].confidence
-    start = anomaly_start(obs, context)
-    evidence_attempts = obs.evidence[0].current.attempts if obs.evidence else 0
+    playbook = [spec.name for spec in actions.playbook(kind)]
+    # A remedy forbidden under an explanation the data cannot rule out is not right
+    # under both: leave it out.
+    ruled_out = {
+        action
+        for h in hypotheses
+        if h.segment is not None
+        for action in incidents.get(h.incident_kind).forbidden
+    }
+    # Failures without approvals lost where the cause sits (only errors, a code or the
+    # decline mix moved) warrant no change to traffic yet: only risk-free actions remain.
+    sig = signature(obs, context)
+    if sig is not None and sig.failing and not sig.approvals_lost:
+        ruled_out |= {spec.name for spec in actions.actions() if spec.risk != "none"}
+    incident = _incident(kind, obs, context, snapshots, limits)
     ranked: list[tuple[float, int, RemedyCandidate]] = []
-    for position, decision in enumerate(
-        _candidate_decisions(kind, obs, context, snapshots, limits)
-    ):
-        decision = decision.model_copy(update={"confidence": confidence})
+    refused: list[RefusedRemedy] = []
+    for position, decision in enumerate(_candidate_decisions(kind, incident, confidence)):
+        if decision.action in ruled_out:
+            continue
         snap = snapshots(decision.target_segment())
-        outcome = simulate(decision, snap, context, seed)
-        verdict = evaluate(
-            GuardInput(
-                decision=decision,
-                snapshot=snap,
-                evidence_attempts=evidence_attempts,
-                context=context,
-                now=obs.current.end,
-                anomaly_start=start,
-            ),
-            limits,
-        )
+        outcome = simulate(decision, snap, context)
+        verdict = evaluate(guard_input(decision, snap, obs, context), limits)
         if (
             verdict.status == "blocked"
             and verdict.violations
             and any(v.rule != "min_confidence" for v in verdict.violations)
         ):
-            continue  # guard would refuse it whatever the confidence: not a candidate
-        rank = PLAYBOOK[kind].index(decision.action)
+            # Guard would refuse it whatever the confidence: not a candidate, but said.
+            refused.append(
+                RefusedRemedy(
+                    action=decision.action, params=decision.params, violations=verdict.violations
+                )
+            )
+            continue
+        rank = playbook.index(decision.action)
         prior = PLAYBOOK_PRIOR[min(rank, len(PLAYBOOK_PRIOR) - 1)]
         score = prior + outcome.improvement + learning.adjustment(kind, decision.action)
         candidate = RemedyCandidate(
@@ -443,7 +443,7 @@ def reason(
         )
         # Listed, so a model choosing among the candidates sees the same way out.
         candidates = [RemedyCandidate(decision=chosen, estimated_improvement=0.0, score=0.0)]
-    return Reasoning(hypotheses, kind, candidates, chosen)
+    return Reasoning(hypotheses, kind, candidates, chosen, refused)
 
 
 def evidence_for_model(

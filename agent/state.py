@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from agent.model_reasoner import IncidentHypothesis, RemedyCandidate
-from tools.contract import Decision, IncidentKind, Outcome, Verdict, Violation
+from tools.contract import Decision, IncidentKind, Outcome, RefusedRemedy, Verdict, Violation
 from tools.guardrails import GuardVerdict
 from tools.observe import Observation
 
@@ -38,11 +38,11 @@ class AgentState(BaseModel):
     lenient: bool = False
     dimensions: list[str] | None = None
     scenario_id: str = ""
-    seed: int = 0
     observation: Observation | None = None
     hypotheses: list[IncidentHypothesis] = Field(default_factory=list)
     incident_kind: IncidentKind = "none"
     candidates: list[RemedyCandidate] = Field(default_factory=list)
+    refused: list[RefusedRemedy] = Field(default_factory=list)
     decision: Decision | None = None
     guard: GuardVerdict | None = None
     approval: Approval | None = None

@@ -251,12 +251,12 @@ def phase_pandas(folder: Path) -> float:
 
 def phase_incremental(folder: Path, append: Path) -> dict[str, float]:
     """In one process: load+observe, append the rows, load+observe again (the cache)."""
-    from tools.config import ObserveConfig, state_home
+    from tools.config import ObserveConfig, find_state_dir
     from tools.data import load
     from tools.observe import observe
     from tools.scan_cache import ScanCache
 
-    cache = ScanCache(state_home() / "cache")
+    cache = ScanCache(find_state_dir().path / "cache")
     data = next(folder.glob("transactions.*"))
     started = time.perf_counter()
     observe(load(folder, cache=cache), ObserveConfig())

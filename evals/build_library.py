@@ -128,6 +128,7 @@ def _hard_cases() -> list[Case]:
     trap = "Hard case: the busiest, cheapest fallback is worse on this segment."
     short = "Hard case: windows of minutes."
     extra = "Hard case: an extra dimension with non-ASCII values."
+    unseen = "Hard case (issue 13): "
     return [
         # Two incidents at once: both are root causes, the larger names the kind.
         Case("hard-two-outage-and-fraud-s300", "processor_outage", 300, 20_000,
@@ -191,6 +192,26 @@ def _hard_cases() -> list[Case]:
         Case("hard-extra-noise-issuer-s372", "issuer_outage", 372, 20_000, "issuer_outage",
              {"extra_dimensions": {"channel": _CHANNELS, "storefront": _STOREFRONTS},
               "note": extra}),
+        # Failure families seen on data from elsewhere (issue 13).
+        Case("hard-3ds-challenges-only-s380", "three_ds_failure", 380, 20_000,
+             "three_ds_failure", {"severity": 0.6, "note": unseen + "an ACS failure "
+                                  "confined to challenged attempts; the success rate "
+                                  "barely moves, the challenge failure rate jumps."}),
+        Case("hard-latency-timeouts-s381", "latency_spike", 381, 20_000, "latency_spike",
+             {"severity": 1.0, "note": unseen + "a slow route whose slowest attempts time "
+                                       "out: errors rise, as in an outage."}),
+        Case("hard-merchant-wallet-s382", "checkout_integration_break", 382, 20_000,
+             "checkout_integration_break",
+             {"severity": 0.9, "root_dims": ["merchant_id", "payment_method"],
+              "root_size": "large",
+              "note": unseen + "one merchant's wallet integration, not the method."}),
+        Case("hard-deep3-degradation-s383", "processor_degradation", 383, 60_000,
+             "processor_degradation",
+             {"severity": 0.9, "root_dims": ["processor", "issuer_country", "card_network"],
+              "root_size": "large", "note": unseen + "a cause three dimensions deep."}),
+        Case("hard-two-processors-s384", "processor_outage", 384, 20_000, "processor_outage",
+             {"second_kind": "processor_outage", "note": unseen + "two processors down at "
+                                                          "once, not all traffic."}, roots=2),
     ]  # fmt: skip
 
 
@@ -216,7 +237,7 @@ def build(out: Path) -> list[Path]:
     paths = []
     for case in cases:
         folder = generate_scenario(
-            out, case.kind, case.seed, case.rows, options=case.generate_options()
+            out, case.kind, case.seed, case.rows, options=case.generate_options(), replace=True
         )
         spec = ScenarioSpec.model_validate_json((folder / "scenario.json").read_bytes())
         got = spec.expected.incident_kind if spec.expected else None

@@ -261,10 +261,63 @@ def short_latency_spike(out: Path) -> Path:
     return _write(out / spec["id"], spec, attempts)
 
 
+def traffic_mix_shift(out: Path) -> Path:
+    """Every rate holds, but a campaign triples the attempts of Brazilian cards (approved
+    far less often than US ones) in the current hour: the overall rate drops by mix alone.
+    Nothing is broken, so nothing should be changed."""
+    rng = random.Random(1004)
+    start = datetime(2026, 6, 9, 15, 0, tzinfo=UTC)
+    rates = {"US": 0.94, "BR": 0.80}
+    attempts = []
+    for window, minutes, n_us, n_br in (("base", 180, 2_700, 300), ("cur", 60, 900, 300)):
+        t0 = start if window == "base" else start + timedelta(minutes=180)
+        for country, n in (("US", n_us), ("BR", n_br)):
+            for ts in _times(rng, t0, minutes, n):
+                status, code = _issuer_outcome(rng, rates[country])
+                attempts.append(
+                    Attempt(ts, rng.choice(["m_hand_s", "m_hand_t"]),
+                            rng.choice(["acq_a", "acq_b"]), status, code,
+                            int(rng.lognormvariate(5.9, 0.35)),
+                            card_network=rng.choice(["visa", "mastercard"]),
+                            issuer_country=country, currency={"US": "USD", "BR": "BRL"}[country])
+                )  # fmt: skip
+    spec = {
+        "format_version": 1,
+        "id": "hand-traffic-mix-shift",
+        "description": "Hand-written: BR attempts triple their pace in the current hour while "
+        "every rate holds; the overall success rate drops by mix alone.",
+        **_windows(start, 180, 60),
+        "dimensions": DIMENSIONS,
+        "context": {
+            "processors": {
+                "acq_a": {"fee_bps": 30, "healthy": True},
+                "acq_b": {"fee_bps": 42, "healthy": True},
+            },
+            "recent_actions": [],
+            "recent_changes": [],
+        },
+        "expected": {
+            "anomalous": True,
+            "incident_kind": "benign_shift",
+            "root_cause": [{"issuer_country": "BR"}],
+            "acceptable_actions": ["no_action", "notify_oncall"],
+            "forbidden_actions": [
+                "enable_retry",
+                "shift_traffic",
+                "failover_processor",
+                "adjust_fraud_rule",
+                "relax_3ds",
+            ],
+        },
+    }
+    return _write(out / spec["id"], spec, attempts)
+
+
 CASES: tuple[Callable[[Path], Path], ...] = (
     fraud_misfire_300,
     quiet_two_processors,
     short_latency_spike,
+    traffic_mix_shift,
 )
 
 

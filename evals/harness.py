@@ -11,7 +11,6 @@ import importlib
 import multiprocessing
 import os
 import tempfile
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -21,14 +20,16 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from evals.scoring import EXPECTED_FIELD
 from tools.contract import RunRecord, ScenarioSpec
 from tools.data import SCENARIO_FILE, DataError, read_scenario
+from tools.output import write_text_atomic
 
 Runner = Callable[..., RunRecord]
 
 
 def run_scenario(
-    path: Path, *, model: str | None = None, seed: int = 0, state_dir: Path | None = None
+    path: Path, *, model: str | None = None, state_dir: Path | None = None
 ) -> RunRecord:
     """The real runner: the whole agent graph on one scenario (agent.runner.run_scenario).
 
@@ -37,7 +38,7 @@ def run_scenario(
     """
     from agent.runner import run_scenario as run_graph
 
-    return run_graph(path, model=model, seed=seed, state_dir=state_dir)
+    return run_graph(path, model=model, state_dir=state_dir)
 
 
 def discover(paths: Iterable[Path]) -> list[Path]:
@@ -88,13 +89,13 @@ def _scenario_id(folder: Path) -> str:
         return folder.name
 
 
-def run_one(runner: Runner, folder: Path, model: str | None, seed: int) -> RunRecord:
+def run_one(runner: Runner, folder: Path, model: str | None) -> RunRecord:
     """Run one scenario in a fresh state directory; bad data becomes an error record."""
     # A fresh state dir per scenario: the learning store must not carry over between
     # scenarios, or results would depend on the order they ran in.
     with tempfile.TemporaryDirectory(prefix="payops-eval-") as state:
         try:
-            return runner(folder, model=model, seed=seed, state_dir=Path(state))
+            return _with_expected(runner(folder, model=model, state_dir=Path(state)), folder)
         except DataError as exc:
             return RunRecord.model_validate(
                 {"scenario_id": _scenario_id(folder), "anomalous": False, "error": exc.message}
@@ -102,6 +103,17 @@ def run_one(runner: Runner, folder: Path, model: str | None, seed: int) -> RunRe
         except Exception as exc:
             exc.add_note(f"while evaluating scenario {folder}")
             raise
+
+
+def _with_expected(record: RunRecord, folder: Path) -> RunRecord:
+    """The record with its scenario's `expected` (an extension field of CONTRACT section 3),
+    so `eval --compare` scores a results file without the scenario folders."""
+    expected = read_scenario(folder / SCENARIO_FILE).expected
+    if expected is None:
+        return record
+    return RunRecord.model_validate(
+        {**record.model_dump(mode="json"), EXPECTED_FIELD: expected.model_dump(mode="json")}
+    )
 
 
 def _warm_up(runner: Runner) -> None:
@@ -126,29 +138,36 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+def workers_for(jobs: int | None, scenarios: int) -> int:
+    """Worker processes for `scenarios`: `jobs`, or every core when None; never more than
+    there are scenarios."""
+    return max(1, min(jobs if jobs is not None else os.cpu_count() or 1, scenarios))
+
+
 def evaluate(
     paths: Iterable[Path],
     *,
     model: str | None = None,
-    seed: int = 0,
-    jobs: int | None = os.cpu_count(),
+    jobs: int | None = None,
     runner: Runner = run_scenario,
     progress: bool = True,
 ) -> list[RunRecord]:
     """Run every scenario under `paths`; one RunRecord per scenario, in discovery order.
 
-    `jobs` > 1 runs scenarios in worker processes (spawned, so each imports payops once
-    and nothing is shared); `jobs` = 1 runs them in this process. The order of the result
-    never depends on `jobs`. `runner` must be a module-level function (it is pickled).
+    `jobs` > 1 (default: every core) runs scenarios in worker processes (spawned, so each
+    imports payops once and nothing is shared); `jobs` = 1 runs them in this process. The
+    order of the result never depends on `jobs`. `runner` must be a module-level function
+    (it is pickled). Each record carries its scenario's `expected` (when it has one), so
+    a results file can be scored and compared without its scenarios.
     """
     folders = discover(paths)
-    workers = max(1, min(jobs or 1, len(folders)))
+    workers = workers_for(jobs, len(folders))
     results: list[RunRecord | None] = [None] * len(folders)
     with _progress(progress) as bar:
         task = bar.add_task("", total=len(folders))
         if workers == 1:
             for i, folder in enumerate(folders):
-                results[i] = run_one(runner, folder, model, seed)
+                results[i] = run_one(runner, folder, model)
                 bar.update(task, advance=1, description=folder.name)
         else:
             # spawn, not fork: forking a process that holds DuckDB or rich's refresh
@@ -158,7 +177,7 @@ def evaluate(
                 workers, mp_context=context, initializer=_warm_up, initargs=(runner,)
             ) as pool:
                 futures: dict[Future[RunRecord], int] = {
-                    pool.submit(run_one, runner, folder, model, seed): i
+                    pool.submit(run_one, runner, folder, model): i
                     for i, folder in enumerate(folders)
                 }
                 try:
@@ -173,23 +192,9 @@ def evaluate(
     return [r for r in results if r is not None]
 
 
-def write_text_atomic(out: Path, text: str) -> None:
-    """Write a file whole: a reader never sees it half written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # open(mode="x") rather than mkstemp: the file gets the user's umask, not 0600.
-    tmp = out.parent / f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with tmp.open("x", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_records(records: Iterable[RunRecord], out: Path) -> None:
     """Write RunRecords as JSON Lines (CONTRACT.md section 3), one per line, atomically."""
-    write_text_atomic(out, "".join(r.model_dump_json() + "\n" for r in records))
+    write_text_atomic(out, "".join(r.model_dump_json() + "\n" for r in records), "--out")
 
 
 def load_records(path: Path) -> list[RunRecord]:

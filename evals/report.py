@@ -1,28 +1,35 @@
 """Presenting evaluation figures: rich tables for the terminal, and a report folder
 (summary.md, summary.json, calibration.svg, per_kind.svg).
 
-The charts are hand-built SVG: two simple charts do not justify a plotting dependency.
+The charts are drawn with matplotlib (the `report` extra, in `dev`): a reliability chart
+with the count and a 95% interval per confidence level beside the diagonal, and per-kind
+accuracy with 95% intervals. Error bars, a count histogram and readable axes are what a
+person needs to judge a small evaluation, and a plotting library draws them in a few
+lines; the terminal tables need nothing but rich.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from xml.sax.saxutils import escape, quoteattr
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from evals.harness import write_text_atomic
 from evals.scoring import (
+    CALIBRATION_BINS,
     HEADLINE,
-    CalibrationBin,
     Comparison,
     Metrics,
     ScenarioScore,
     Summary,
 )
 from tools.contract import RunRecord, ScenarioSpec, format_segment
+from tools.output import check_output_dir, write_text_atomic
+from tools.stats import wilson_interval
+from tools.terminal import PIPE_WIDTH, Column, fitted_table
+from tools.text import printable
 
 WORST_SCENARIOS = 10
 
@@ -81,62 +88,100 @@ _KIND_COLUMNS: tuple[tuple[str, str], ...] = (
     ("mean_regret", "regret"),
     ("latency_p95_ms", "p95 ms"),
 )
+# Which per-kind columns go first when the terminal is narrow (0: always shown).
+_KIND_DROP = {
+    "latency_p95_ms": 5,
+    "mean_regret": 4,
+    "ece": 3,
+    "false_alarm_rate": 2,
+    "detection_recall": 1,
+}
 
 
-def render_summary(summary: Summary) -> RenderableType:
-    """The headline metrics and the per-kind breakdown as rich tables."""
+def render_summary(summary: Summary, width: int = PIPE_WIDTH) -> RenderableType:
+    """The headline metrics and the per-kind breakdown, sized to `width` columns."""
     head = Table(title=f"payops eval: {summary.scored} scored of {summary.records} scenarios")
     head.add_column("metric")
     head.add_column("value", justify="right")
     for label, value in _headline_rows(summary.overall):
         head.add_row(label, value)
-    kinds = Table(title="per incident kind")
-    kinds.add_column("kind")
-    kinds.add_column("n", justify="right")
-    for _, title in _KIND_COLUMNS:
-        kinds.add_column(title, justify="right")
-    for kind, m in summary.per_kind.items():
-        kinds.add_row(
-            kind, str(m.scenarios), *(format_figure(n, getattr(m, n)) for n, _ in _KIND_COLUMNS)
-        )
+    columns = [Column("kind"), Column("n", justify="right")] + [
+        Column(title, drop=_KIND_DROP.get(name, 0), justify="right")
+        for name, title in _KIND_COLUMNS
+    ]
+    rows = [
+        [kind, str(m.scenarios), *(format_figure(n, getattr(m, n)) for n, _ in _KIND_COLUMNS)]
+        for kind, m in summary.per_kind.items()
+    ]
+    kinds = fitted_table(width, columns, rows, title="per incident kind")
     parts: list[RenderableType] = [head, kinds]
     if summary.errored:
-        parts.append(f"[red]failed to run:[/red] {', '.join(summary.errored)}")
+        parts.append(f"[red]failed to run:[/red] {printable(', '.join(summary.errored))}")
     if summary.unscored:
-        parts.append(f"not scored (no expected): {', '.join(summary.unscored)}")
+        parts.append(f"not scored (no expected): {printable(', '.join(summary.unscored))}")
     return Group(*parts)
 
 
-def render_comparison(comparison: Comparison) -> RenderableType:
-    """Each headline metric before -> after, then every scenario whose outcome changed."""
-    metrics = Table(title="metrics: before -> after")
-    metrics.add_column("metric")
-    metrics.add_column("before", justify="right")
-    metrics.add_column("after", justify="right")
-    metrics.add_column("change", justify="right")
+def format_change(name: str, delta: float | None) -> str:
+    """A metric's change as a number: pp for rates, whole counts, ms, or 3 decimals."""
+    if delta is None:
+        return "n/a"
+    if delta == 0:
+        return "="
+    if name in _RATES:
+        return f"{delta * 100:+.1f} pp"
+    if name in _COUNTS:
+        return f"{int(delta):+d}"
+    if name.endswith("_ms"):
+        return f"{delta:+.1f} ms"
+    return f"{delta:+.3f}"
+
+
+def render_comparison(comparison: Comparison, width: int = PIPE_WIDTH) -> RenderableType:
+    """Each headline metric before -> after with its change, then every scenario whose
+    outcome changed (or that none did)."""
+    rows = []
     for change in comparison.metrics:
-        mark = ""
+        word = ""
         if change.better is not None:
-            mark = "[green]better[/green]" if change.better else "[red]worse[/red]"
-        metrics.add_row(
-            _LABELS[change.name],
-            format_figure(change.name, change.before),
-            format_figure(change.name, change.after),
-            mark,
+            word = " [green]better[/green]" if change.better else " [red]worse[/red]"
+        rows.append(
+            [
+                _LABELS[change.name],
+                format_figure(change.name, change.before),
+                format_figure(change.name, change.after),
+                format_change(change.name, change.delta) + word,
+            ]
         )
-    scenarios = Table(title=f"{len(comparison.changed)} scenario(s) changed")
-    scenarios.add_column("scenario")
-    scenarios.add_column("field")
-    scenarios.add_column("before")
-    scenarios.add_column("after")
-    for changed in comparison.changed:
-        for i, (field, (before, after)) in enumerate(changed.changes.items()):
-            scenarios.add_row(changed.scenario_id if i == 0 else "", field, before, after)
-    parts: list[RenderableType] = [metrics, scenarios]
+    columns = [
+        Column("metric"),
+        Column("before", justify="right"),
+        Column("after", justify="right"),
+        Column("change", justify="right"),
+    ]
+    parts: list[RenderableType] = [
+        fitted_table(width, columns, rows, title="metrics: before -> after")
+    ]
+    if comparison.changed:
+        changed_rows = []
+        for changed in comparison.changed:
+            for i, (field, (before, after)) in enumerate(changed.changes.items()):
+                scenario = printable(changed.scenario_id) if i == 0 else ""
+                changed_rows.append([scenario, field, printable(before), printable(after)])
+        changed_columns = [
+            Column("scenario", wraps=True),
+            Column("field"),
+            Column("before", wraps=True),
+            Column("after", wraps=True),
+        ]
+        title = f"{len(comparison.changed)} scenario(s) changed"
+        parts.append(fitted_table(width, changed_columns, changed_rows, title=title))
+    else:
+        parts.append("no scenario changed its outcome")
     if comparison.only_before:
-        parts.append(f"only in the first run: {', '.join(comparison.only_before)}")
+        parts.append(f"only in the first run: {printable(', '.join(comparison.only_before))}")
     if comparison.only_after:
-        parts.append(f"only in the second run: {', '.join(comparison.only_after)}")
+        parts.append(f"only in the second run: {printable(', '.join(comparison.only_after))}")
     return Group(*parts)
 
 
@@ -220,131 +265,138 @@ def summary_markdown(
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-_W, _H = 400, 400  # calibration chart size in px
-_PAD_L, _PAD_R, _PAD_T, _PAD_B = 60, 20, 40, 50
+class PlottingMissing(ValueError):
+    """`--report` without matplotlib installed."""
 
 
-def _svg(width: int, height: int, title: str, body: list[str]) -> str:
-    return "\n".join(
-        [
-            '<?xml version="1.0" encoding="UTF-8"?>',
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
-            f' viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-            f"<title>{escape(title)}</title>",
-            f'<rect width="{width}" height="{height}" fill="white"/>',
-            f'<text x="{width / 2:.1f}" y="22" text-anchor="middle" font-size="15">'
-            f"{escape(title)}</text>",
-            *body,
-            "</svg>",
-            "",
-        ]
+def require_plotting() -> None:
+    """Raise PlottingMissing (one line, before any work) when matplotlib is absent."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PlottingMissing(
+            "--report draws its charts with matplotlib: pip install 'payops[report]'"
+        ) from None
+
+
+def _figure(width: float, height: float, rows: int = 1, ratios: Sequence[int] = (1,)) -> Any:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    axes = figure.subplots(rows, 1, sharex=True, gridspec_kw={"height_ratios": list(ratios)})
+    return figure, axes
+
+
+def _svg_text(figure: Any) -> str:
+    import io
+
+    from matplotlib import rc_context
+
+    out = io.StringIO()
+    # Text stays text (searchable, testable); fixed ids and no date keep the bytes stable.
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "payops"}):
+        figure.savefig(out, format="svg", metadata={"Date": None})
+    return out.getvalue()
+
+
+def confidence_levels(
+    pairs: Sequence[tuple[float, bool]], bins: int = CALIBRATION_BINS
+) -> list[tuple[float, int, float, tuple[float, float]]]:
+    """The reliability chart's points: (mean confidence, count, share right, 95% interval).
+
+    One point per distinct confidence when there are at most `bins` of them (a reasoner
+    that grades its confidence gives a few levels, often in one 0.1-wide bin), else one
+    per equal-width bin.
+    """
+    keyed: dict[float, list[tuple[float, bool]]] = {}
+    distinct = {c for c, _ in pairs}
+    for confidence, correct in pairs:
+        key = confidence if len(distinct) <= bins else min(int(confidence * bins), bins - 1)
+        keyed.setdefault(key, []).append((confidence, correct))
+    points = []
+    for _, group in sorted(keyed.items()):
+        right = sum(ok for _, ok in group)
+        mean = sum(c for c, _ in group) / len(group)
+        points.append((mean, len(group), right / len(group), wilson_interval(right, len(group))))
+    return points
+
+
+def calibration_svg(summary: Summary) -> str:
+    """Reliability chart: share of decisions right per confidence level, with a 95%
+    interval, beside the diagonal of perfect calibration; the count per level below."""
+    pairs = [(s.confidence, s.correct) for s in summary.scores if s.confidence is not None]
+    points = confidence_levels(pairs)
+    figure, (top, bottom) = _figure(6.0, 6.0, rows=2, ratios=(3, 1))
+    # Zoomed to where the confidences are: a reasoner that is sure of itself puts them all
+    # above 0.9, and a 0-1 axis would show one dot in a corner.
+    x_low = max(0.0, int(min([0.9, *(m for m, *_ in points)]) * 10 - 1) / 10)
+    y_low = max(0.0, int(min([x_low, *(lo for *_, (lo, _) in points)]) * 10) / 10)
+    top.plot([x_low, 1], [x_low, 1], linestyle="--", color="#888", gid="diagonal", label="perfect")
+    for mean, n, right, (lo, hi) in points:
+        # One id per drawn thing (`level-0.930`, `interval-0.930`, `count-0.930`).
+        point = top.errorbar(
+            [mean], [right], yerr=[[right - lo], [hi - right]], fmt="o", color="#1f77b4",
+            capsize=4,
+        )  # fmt: skip
+        point.lines[0].set_gid(f"level-{mean:.3f}")
+        point.lines[2][0].set_gid(f"interval-{mean:.3f}")
+        bars = bottom.bar([mean], [n], width=(1 - x_low) / 30, color="#1f77b4")
+        bars.patches[0].set_gid(f"count-{mean:.3f}")
+        bottom.bar_label(bars, labels=[f"n={n}"], fontsize=8)
+    top.set_xlim(x_low, 1.0)
+    top.set_ylim(y_low, 1.02)
+    top.set_ylabel("share of decisions right")
+    top.set_title(
+        f"Calibration: ECE {format_figure('ece', summary.overall.ece)}, "
+        f"Brier {format_figure('brier', summary.overall.brier)} "
+        f"({len(pairs)} decisions, 95% intervals)"
     )
+    top.legend(loc="upper left")
+    bottom.set_ylim(0, max([1, *(n for _, n, _, _ in points)]) * 1.3)
+    bottom.set_ylabel("decisions")
+    bottom.set_xlabel("confidence")
+    return _svg_text(figure)
 
 
-def calibration_svg(bins: Sequence[CalibrationBin], ece: float | None) -> str:
-    """Reliability curve: mean confidence vs share correct per bin, with the diagonal."""
-    x0, y0 = _PAD_L, _H - _PAD_B
-    side = min(_W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B)
-
-    def pt(cx: float, cy: float) -> tuple[float, float]:
-        return x0 + cx * side, y0 - cy * side
-
-    body = [
-        f'<rect x="{x0}" y="{y0 - side}" width="{side}" height="{side}" fill="none"'
-        ' stroke="#999"/>',
-    ]
-    for i in range(11):
-        t = i / 10
-        gx, gy = pt(t, t)
-        body += [
-            f'<text x="{gx:.1f}" y="{y0 + 16}" text-anchor="middle">{t:.1f}</text>',
-            f'<text x="{x0 - 6}" y="{gy + 4:.1f}" text-anchor="end">{t:.1f}</text>',
-        ]
-    (ax, ay), (bx, by) = pt(0, 0), pt(1, 1)
-    body.append(
-        f'<line class="diagonal" x1="{ax:.1f}" y1="{ay:.1f}" x2="{bx:.1f}" y2="{by:.1f}"'
-        ' stroke="#999" stroke-dasharray="4 4"/>'
-    )
-    points = [
-        (b, *pt(b.mean_confidence, b.accuracy))
-        for b in bins
-        if b.count and b.mean_confidence is not None and b.accuracy is not None
-    ]
-    if len(points) > 1:
-        coords = " ".join(f"{x:.1f},{y:.1f}" for _, x, y in points)
-        body.append(f'<polyline points="{coords}" fill="none" stroke="#1f77b4" stroke-width="2"/>')
-    for b, x, y in points:
-        label = (
-            f"confidence {b.lower:.1f}-{b.upper:.1f}: n={b.count},"
-            f" mean confidence {b.mean_confidence:.3f}, accuracy {b.accuracy:.3f}"
-        )
-        body.append(
-            f'<circle class="bin" cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#1f77b4"'
-            f" data-count={quoteattr(str(b.count))}"
-            f" data-confidence={quoteattr(f'{b.mean_confidence:.3f}')}"
-            f" data-accuracy={quoteattr(f'{b.accuracy:.3f}')}>"
-            f"<title>{escape(label)}</title></circle>"
-        )
-    body += [
-        f'<text x="{x0 + side / 2:.1f}" y="{_H - 12}" text-anchor="middle">'
-        "predicted confidence</text>",
-        f'<text x="16" y="{y0 - side / 2:.1f}" text-anchor="middle"'
-        f' transform="rotate(-90 16 {y0 - side / 2:.1f})">share of decisions right</text>',
-        f'<text x="{x0 + 8}" y="{y0 - side + 16:.1f}">ECE {format_figure("ece", ece)}</text>',
-    ]
-    return _svg(_W, _H, "Calibration (reliability curve)", body)
-
-
-_BARS: tuple[tuple[str, str, str], ...] = (
-    ("kind_accuracy", "kind accuracy", "#1f77b4"),
-    ("acceptable_action_rate", "acceptable action", "#2ca02c"),
+_BARS: tuple[tuple[str, str, str, str], ...] = (
+    ("kind_accuracy", "kind_correct", "incident-kind accuracy", "#1f77b4"),
+    ("acceptable_action_rate", "acceptable", "acceptable action", "#2ca02c"),
 )
 
 
-def per_kind_svg(per_kind: Mapping[str, Metrics]) -> str:
-    """Grouped bars: incident-kind accuracy and acceptable-action rate per expected kind."""
-    group_w, bar_w, plot_h = 90, 32, 220
-    x0, y0 = _PAD_L, _PAD_T + 30 + plot_h
-    width = _PAD_L + _PAD_R + group_w * max(1, len(per_kind))
-    height = y0 + 150  # room for the rotated kind labels
-    body: list[str] = []
-    for i in range(6):
-        t = i / 5
-        y = y0 - t * plot_h
-        body += [
-            f'<line x1="{x0}" y1="{y:.1f}" x2="{width - _PAD_R}" y2="{y:.1f}" stroke="#ddd"/>',
-            f'<text x="{x0 - 6}" y="{y + 4:.1f}" text-anchor="end">{t * 100:.0f}%</text>',
-        ]
-    for j, (_, label, color) in enumerate(_BARS):
-        lx = x0 + j * 150
-        body += [
-            f'<rect x="{lx}" y="{_PAD_T - 8}" width="12" height="12" fill="{color}"/>',
-            f'<text x="{lx + 16}" y="{_PAD_T + 2}">{escape(label)}</text>',
-        ]
-    for g, (kind, m) in enumerate(per_kind.items()):
-        gx = x0 + g * group_w + (group_w - bar_w * len(_BARS)) / 2
-        for j, (name, label, color) in enumerate(_BARS):
-            value = getattr(m, name)
-            bx = gx + j * bar_w
-            if value is None:
-                continue
-            h = value * plot_h
-            text = f"{kind}: {label} {value * 100:.1f}% (n={m.scenarios})"
-            body += [
-                f'<rect class="bar" x="{bx:.1f}" y="{y0 - h:.1f}" width="{bar_w - 4}"'
-                f' height="{h:.1f}" fill="{color}" data-kind={quoteattr(kind)}'
-                f" data-metric={quoteattr(name)} data-value={quoteattr(f'{value:.3f}')}>"
-                f"<title>{escape(text)}</title></rect>",
-                f'<text x="{bx + (bar_w - 4) / 2:.1f}" y="{y0 - h - 4:.1f}"'
-                f' text-anchor="middle" font-size="10">{value * 100:.0f}</text>',
-            ]
-        cx = x0 + g * group_w + group_w / 2
-        body.append(
-            f'<text x="{cx:.1f}" y="{y0 + 14}" text-anchor="end"'
-            f' transform="rotate(-35 {cx:.1f} {y0 + 14})">{escape(kind)} ({m.scenarios})</text>'
-        )
-    body.append(f'<line x1="{x0}" y1="{y0}" x2="{width - _PAD_R}" y2="{y0}" stroke="#333"/>')
-    return _svg(width, height, "Per incident kind", body)
+def per_kind_svg(summary: Summary) -> str:
+    """Per expected kind: incident-kind accuracy and acceptable-action rate, each with a
+    95% (Wilson) interval and the number of scenarios."""
+    kinds = list(summary.per_kind)
+    figure, axes = _figure(max(6.0, 0.9 * len(kinds) + 2), 4.5)
+    x = list(range(len(kinds)))
+    width = 0.38
+    for j, (name, flag, label, colour) in enumerate(_BARS):
+        values: list[float] = []
+        errors: list[list[float]] = [[], []]
+        for kind in kinds:
+            group = [s for s in summary.scores if s.incident_kind == kind]
+            right = sum(bool(getattr(s, flag)) for s in group)
+            value = getattr(summary.per_kind[kind], name) or 0.0
+            lo, hi = wilson_interval(right, len(group))
+            values.append(value)
+            errors[0].append(value - lo)
+            errors[1].append(hi - value)
+        bars = axes.bar(
+            [i + (j - 0.5) * width for i in x], values, width, yerr=errors, capsize=3,
+            color=colour, label=label,
+        )  # fmt: skip
+        for kind, patch in zip(kinds, bars.patches, strict=True):
+            patch.set_gid(f"{name}-{kind}")
+        if bars.errorbar is not None:
+            bars.errorbar.lines[2][0].set_gid(f"interval-{name}")
+    axes.set_xticks(x, [f"{k}\n(n={summary.per_kind[k].scenarios})" for k in kinds])
+    axes.tick_params(axis="x", labelrotation=35, labelsize=8)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("share of scenarios (95% interval)")
+    axes.set_title("Per incident kind")
+    figure.legend(loc="outside upper center", ncol=len(_BARS))
+    return _svg_text(figure)
 
 
 def write_report(
@@ -360,11 +412,12 @@ def write_report(
     files = {
         "summary.md": summary_markdown(summary, records, scenarios),
         "summary.json": summary.model_dump_json(indent=2) + "\n",
-        "calibration.svg": calibration_svg(summary.calibration, summary.overall.ece),
-        "per_kind.svg": per_kind_svg(summary.per_kind),
+        "calibration.svg": calibration_svg(summary),
+        "per_kind.svg": per_kind_svg(summary),
     }
+    check_output_dir(out_dir, "--report")
     written: list[Path] = []
     for name, text in files.items():
-        write_text_atomic(out_dir / name, text)
+        write_text_atomic(out_dir / name, text, "--report")
         written.append(out_dir / name)
     return written

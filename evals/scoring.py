@@ -59,6 +59,8 @@ from tools.contract import (
 from tools.data import DataError
 
 CALIBRATION_BINS = 10
+# The field of a run record that carries its scenario's `expected` (written by the harness).
+EXPECTED_FIELD = "expected"
 
 # Headline metrics in display order, with the direction that is an improvement.
 HEADLINE: tuple[tuple[str, Literal["higher", "lower"]], ...] = (
@@ -210,6 +212,16 @@ class Floors(BaseModel):
 def expectations(specs: Mapping[str, ScenarioSpec]) -> dict[str, Expected]:
     """The `expected` of every scenario that has one, keyed by scenario id."""
     return {sid: spec.expected for sid, spec in specs.items() if spec.expected is not None}
+
+
+def recorded_expectations(records: Iterable[RunRecord]) -> dict[str, Expected]:
+    """The `expected` that `payops eval` wrote into each record, keyed by scenario id."""
+    found: dict[str, Expected] = {}
+    for record in records:
+        raw = (record.model_extra or {}).get(EXPECTED_FIELD)
+        if raw is not None:
+            found[record.scenario_id] = Expected.model_validate(raw)
+    return found
 
 
 def action_of(record: RunRecord) -> ActionName:

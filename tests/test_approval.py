@@ -34,7 +34,7 @@ from agent.runner import (
 from agent.state import Approval
 from tests.test_graph import ROWS, SEED, ledger_rows
 from tools.contract import Decision, Outcome, RunRecord, ScenarioContext
-from tools.executor import SimulatedExecutor
+from tools.executor import JOURNAL_FILE, SimulatedExecutor
 from tools.generate import GenerateOptions, generate_scenario
 from tools.learning import LEARNING_FILE, LearningStore
 from tools.routes import SegmentSnapshot
@@ -54,10 +54,11 @@ def fraud(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
-def _env(home: Path) -> dict[str, str]:
+def _env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
     env["PAYOPS_HOME"] = str(home)
     env["COLUMNS"] = "200"  # rich wraps at 80 columns without a terminal
+    env.update(extra or {})
     return env
 
 
@@ -67,11 +68,13 @@ def _command(*args: str) -> list[str]:
     return [sys.executable, "-c", "from agent.cli import main; main()", *args]
 
 
-def payops(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`payops ARGS` in a new process with its state in `home`."""
+def payops(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`payops ARGS` in a new process with its state in `home` (and `env` on top)."""
     return subprocess.run(
         _command(*args),
-        env=_env(home),
+        env=_env(home, env),
         cwd=home.parent,  # no stray ./payops.toml
         capture_output=True,
         text=True,
@@ -188,7 +191,9 @@ def test_cli_readable_approve_shows_the_approval_and_the_outcome(
     assert approved.returncode == 0, approved.stderr
     assert "Traceback" not in approved.stderr
     assert "approved by alice: ok" in approved.stdout
-    assert "success_rate:" in approved.stdout and "executed" in approved.stdout
+    # The approved action names its segment (the paused run's decision), then its outcome.
+    assert "success rate of merchant_id=" in approved.stdout
+    assert "outcome: executed" in approved.stdout
 
 
 # ---------------------------------------------------------------------------------------
@@ -198,8 +203,9 @@ def test_cli_readable_approve_shows_the_approval_and_the_outcome(
 class StallingExecutor:
     """The simulator, but it first signals `marker` and stalls: a process to kill in act."""
 
-    def __init__(self, marker: Path) -> None:
+    def __init__(self, marker: Path, home: Path) -> None:
         self.marker = marker
+        self.simulator = SimulatedExecutor(home / JOURNAL_FILE)
 
     def execute(
         self,
@@ -207,17 +213,20 @@ class StallingExecutor:
         idempotency_key: str,
         snap: SegmentSnapshot,
         context: ScenarioContext,
-        seed: int,
     ) -> Outcome:
         """Signal, stall for a minute (the test kills us first), then simulate."""
         self.marker.write_text(idempotency_key, encoding="utf-8")
         time.sleep(60)
-        return SimulatedExecutor().execute(decision, idempotency_key, snap, context, seed)
+        return self.simulator.execute(decision, idempotency_key, snap, context)
+
+    def applied(self, idempotency_key: str) -> Outcome | None:
+        """What the simulator's journal holds."""
+        return self.simulator.applied(idempotency_key)
 
 
 def approve_and_stall(home: str, thread_id: str, marker: str) -> None:
     """Child process: approve `thread_id`, then stall inside act after the ledger claim."""
-    ctx = Context(state_dir=Path(home), executor=StallingExecutor(Path(marker)))
+    ctx = Context(state_dir=Path(home), executor=StallingExecutor(Path(marker), Path(home)))
     with sqlite_checkpointer(ctx.state_dir) as saver:
         resume_run(thread_id, Approval(approved=True, by="first-operator"), ctx, saver)
 

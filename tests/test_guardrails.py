@@ -3,7 +3,7 @@ configuration or generated decision gets past them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tools import actions
+from tools.actions.shift_traffic import MAX_STEP
 from tools.config import load_config
 from tools.contract import (
     ACTION_NAMES,
@@ -149,6 +151,7 @@ def _inp(
     context: ScenarioContext | None = None,
     evidence: int = 1000,
     anomaly_start: datetime | None = ANOMALY_START,
+    root_cause: tuple[Segment, ...] = (SEG,),
     **overrides: Any,
 ) -> GuardInput:
     merged = {**GOOD_PARAMS[action], **(params or {}), **overrides}
@@ -160,6 +163,7 @@ def _inp(
         context=context if context is not None else _context(),
         now=NOW,
         anomaly_start=anomaly_start,
+        root_cause=root_cause,
     )
 
 
@@ -562,7 +566,7 @@ def test_config_tightens_limits() -> None:
         GuardConfig(max_shift_step_pp=20, min_confidence=0.8, min_evidence={"shift_traffic": 500}),
         {},
     )
-    assert (limits.max_shift_step_pp, limits.min_confidence) == (20, 0.8)
+    assert (limits.of(MAX_STEP), limits.min_confidence) == (20, 0.8)
     assert limits.evidence_required("shift_traffic") == 500
     assert "shift_step_limit" in _fired(evaluate(_inp("shift_traffic", percent=25), limits))
     assert "min_confidence" in _fired(evaluate(_inp("shift_traffic", confidence=0.7), limits))
@@ -593,8 +597,14 @@ def test_limits_cannot_be_built_looser_than_hard() -> None:
     for name, floor in HARD_FLOORS.items():
         with pytest.raises(ValidationError):
             GuardLimits(**{name: floor / 2})
+    for name, limit in actions.limits().items():
+        looser = limit.hard * 2 if limit.bound == "ceiling" else limit.hard / 2
+        with pytest.raises(ValidationError, match=name):
+            GuardLimits(action_limits={name: looser})
     with pytest.raises(ValidationError):
         GuardLimits(min_evidence={"shift_traffic": 10})
+    with pytest.raises(ValidationError, match="not a limit of any registered action"):
+        GuardLimits(action_limits={"max_shfit_step_pp": 10})
 
 
 def test_payops_toml_guard_section_is_clamped(
@@ -604,7 +614,7 @@ def test_payops_toml_guard_section_is_clamped(
     path = tmp_path / "payops.toml"
     path.write_text("[guard]\nmax_shift_step_pp = 80\ncooldown_minutes = 30\nkill_switch = true\n")
     limits = effective_limits(load_config(path).guard)
-    assert (limits.max_shift_step_pp, limits.cooldown_minutes, limits.kill_switch) == (50, 30, True)
+    assert (limits.of(MAX_STEP), limits.cooldown_minutes, limits.kill_switch) == (50, 30, True)
 
 
 @pytest.mark.parametrize(
@@ -644,8 +654,8 @@ def _moves(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def _decisions(draw: st.DrawFn, actions: tuple[str, ...] = ACTION_NAMES) -> Decision:
-    action = draw(st.sampled_from(actions))
+def _decisions(draw: st.DrawFn, names: Sequence[str] = ACTION_NAMES) -> Decision:
+    action = draw(st.sampled_from(names))
     ttl = st.integers(1, 1000)
     proc = st.sampled_from(PROCESSORS)
     builders: dict[str, Callable[[], dict[str, Any]]] = {
@@ -756,7 +766,7 @@ def _check_invariants(
     decision: Decision, world: tuple[SegmentSnapshot, ScenarioContext], evidence: int
 ) -> None:
     snap, context = world
-    inp = GuardInput(decision, snap, evidence, context, NOW, ANOMALY_START)
+    inp = GuardInput(decision, snap, evidence, context, NOW, ANOMALY_START, root_cause=(SEG,))
     verdict = evaluate(inp, LIMITS)
 
     assert RISK_ORDER[verdict.risk] >= RISK_ORDER[decision.risk]
@@ -773,9 +783,11 @@ def _check_invariants(
         return
     p = decision.params
     if decision.action == "shift_traffic":
-        assert p["percent"] <= LIMITS.max_shift_step_pp
+        assert p["percent"] <= LIMITS.of(MAX_STEP)
         assert p["to_processor"] != p["from_processor"]
-        assert context.processors.get(p["to_processor"], ProcessorInfo()).healthy
+        if context.processors:  # fail closed: a target the context does not list is unknown
+            listed = context.processors.get(p["to_processor"])
+            assert listed is not None and listed.healthy
         src, dst = snap.routes[p["from_processor"]], snap.routes[p["to_processor"]]
         assert dst.attempts >= LIMITS.min_target_route_attempts
         assert dst.success_rate >= src.success_rate

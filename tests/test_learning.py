@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tools.learning as learning
-from tools.contract import Decision, Outcome, RunRecord
+from tools.contract import Decision, Outcome
 from tools.learning import (
     ActionStats,
     LearnedOutcome,
@@ -284,7 +284,7 @@ def test_adjustment_is_bounded_by_evidence(n: int, frac: float, mean: float) -> 
     assert abs(remedy_adjustment(prior)) <= c * n / (n + k) + 1e-12
 
 
-def test_outcome_from_run_record() -> None:
+def test_outcome_of_a_decision() -> None:
     decision = Decision(
         action="shift_traffic",
         params={
@@ -295,21 +295,21 @@ def test_outcome_from_run_record() -> None:
         },
         confidence=0.86,
     )
-    executed = RunRecord(
+    effect = Outcome(metric="success_rate", before=0.62, after=0.68, improvement=0.06)
+    learned = LearnedOutcome.of(
+        decision,
+        "executed",
+        effect,
         scenario_id="proc-outage-br-001",
-        anomalous=True,
         incident_kind="processor_outage",
-        decision=decision,
-        verdict="executed",
-        outcome=Outcome(metric="success_rate", before=0.62, after=0.68, improvement=0.06),
+        thread_id="t1",
+        idempotency_key="k1",
     )
-    learned = LearnedOutcome.from_run_record(executed, thread_id="t1", idempotency_key="k1")
-    assert learned is not None
     assert learned.segment == {"processor": "acq_a", "issuer_country": "BR"}
     assert (learned.improvement, learned.success, learned.idempotency_key) == (0.06, True, "k1")
 
-    blocked = executed.model_copy(update={"verdict": "blocked", "outcome": None})
-    learned_blocked = LearnedOutcome.from_run_record(blocked)
-    assert learned_blocked is not None and learned_blocked.success is None
-    nothing = executed.model_copy(update={"decision": None})
-    assert LearnedOutcome.from_run_record(nothing) is None
+    # An outcome that was not executed (blocked at the claim, say) is not learned from.
+    blocked = LearnedOutcome.of(
+        decision, "blocked", effect, scenario_id="proc-outage-br-001", incident_kind="none"
+    )
+    assert (blocked.improvement, blocked.success) == (None, None)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import sqlite3
 import time
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -15,11 +17,16 @@ from typing import Any
 
 import pytest
 
+from tools.contract import Violation
 from tools.ledger import (
     ActionLedger,
-    InDoubtError,
+    Admission,
+    InProgressError,
     LedgerEntry,
     LedgerError,
+    RunOnceResult,
+    execute_once,
+    process_owner,
 )
 from tools.sql import SQLITE_INTEGRITY_CHECK
 
@@ -32,7 +39,7 @@ CTX = multiprocessing.get_context("spawn")
 def _claim(ledger: ActionLedger, key: str) -> bool:
     return ledger.claim(
         key, thread_id="t1", scenario_id="s1", action="shift_traffic", params=PARAMS
-    )
+    ).won
 
 
 @pytest.fixture
@@ -76,54 +83,145 @@ def test_record_outcome_without_claim_is_an_error(ledger: ActionLedger) -> None:
         ledger.record_outcome("ghost", {"improvement": 0.1})
 
 
-def test_run_once_executes_once_then_returns_stored_outcome(ledger: ActionLedger) -> None:
-    calls: list[int] = []
+KWARGS: dict[str, Any] = {
+    "thread_id": "t1",
+    "scenario_id": "s1",
+    "action": "shift_traffic",
+    "params": PARAMS,
+}
 
-    def execute() -> dict[str, Any]:
-        calls.append(1)
-        return {"improvement": 0.06}
 
-    kwargs: dict[str, Any] = {
-        "thread_id": "t1",
-        "scenario_id": "s1",
-        "action": "shift_traffic",
-        "params": PARAMS,
-    }
-    first = ledger.run_once("k1", execute=execute, **kwargs)
-    again = ledger.run_once("k1", execute=execute, **kwargs)
-    assert calls == [1]
+class Executor:
+    """A stand-in executor: counts calls, remembers what it applied, can fail."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.journal: dict[str, dict[str, Any]] = {}
+        self.fail = False
+
+    def execute(self, key: str) -> dict[str, Any]:
+        self.calls.append(key)
+        if self.fail:
+            raise RuntimeError("processor API timed out")
+        return self.journal.setdefault(key, {"improvement": 0.06})
+
+    def run(self, ledger: ActionLedger, key: str, **extra: Any) -> RunOnceResult:
+        return execute_once(
+            ledger,
+            key,
+            execute=lambda: self.execute(key),
+            applied=lambda: self.journal.get(key),
+            **KWARGS,
+            **extra,
+        )
+
+
+def test_execute_once_executes_once_then_returns_stored_outcome(ledger: ActionLedger) -> None:
+    executor = Executor()
+    first = executor.run(ledger, "k1")
+    again = executor.run(ledger, "k1")
+    assert executor.calls == ["k1"]
     assert first.executed_now and first.outcome == {"improvement": 0.06}
     assert not again.executed_now and again.outcome == first.outcome
 
 
-def test_run_once_hands_an_in_doubt_claim_to_reconcile(ledger: ActionLedger) -> None:
-    def boom() -> dict[str, Any]:
-        raise RuntimeError("processor API timed out")
-
-    kwargs: dict[str, Any] = {
-        "thread_id": "t1",
-        "scenario_id": "s1",
-        "action": "shift_traffic",
-        "params": PARAMS,
-    }
+def test_a_failed_call_is_reconciled_by_asking_the_executor_never_by_executing_again(
+    ledger: ActionLedger,
+) -> None:
+    executor = Executor()
+    executor.journal["k1"] = {"improvement": 0.05}  # the call landed, then the reply was lost
+    executor.fail = True
     with pytest.raises(RuntimeError):
-        ledger.run_once("k1", execute=boom, **kwargs)
-    # The action may have half-happened: it stays claimed, and is never executed again.
-    with pytest.raises(InDoubtError, match="k1"):
-        ledger.run_once("k1", execute=boom, **kwargs)
-
-    seen: list[LedgerEntry] = []
-
-    def reconcile(entry: LedgerEntry) -> dict[str, Any]:
-        seen.append(entry)
-        return {"improvement": 0.05, "reconciled": True}
-
-    result = ledger.run_once("k1", execute=boom, reconcile=reconcile, **kwargs)
-    assert result.reconciled and not result.executed_now
-    assert result.outcome == {"improvement": 0.05, "reconciled": True}
-    assert seen[0].params == PARAMS
+        executor.run(ledger, "k1")
+    entry = ledger.get("k1")
+    assert entry is not None and entry.in_doubt and not entry.lease_live(NOW)  # released
+    executor.fail = False
+    settled = executor.run(ledger, "k1")
+    assert settled.reconciled and not settled.executed_now
+    assert settled.outcome == {"improvement": 0.05}
+    assert executor.calls == ["k1"]  # asked, not executed again
     stored = ledger.get("k1")
     assert stored is not None and stored.status == "executed"
+
+
+def test_a_claim_the_executor_never_applied_is_executed_by_the_reconciler(
+    ledger: ActionLedger,
+) -> None:
+    executor = Executor()
+    executor.fail = True
+    with pytest.raises(RuntimeError):
+        executor.run(ledger, "k1")  # failed before anything was applied
+    executor.fail = False
+    settled = executor.run(ledger, "k1")
+    assert settled.reconciled and settled.executed_now
+    assert settled.outcome == {"improvement": 0.06}
+    assert executor.calls == ["k1", "k1"]  # the first call applied nothing
+
+
+def _held_claim(path: Path, owner: str, clock: datetime) -> ActionLedger:
+    other = ActionLedger(path, clock=lambda: clock, owner=owner, lease=timedelta(minutes=5))
+    assert other.claim("k1", **KWARGS).won
+    return other
+
+
+def test_a_live_owners_claim_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    _held_claim(path, process_owner(), NOW).close()  # this very process: alive
+    ledger = ActionLedger(path, clock=lambda: NOW + timedelta(minutes=1), owner="me")
+    executor = Executor()
+    with pytest.raises(InProgressError, match="being executed by"):
+        executor.run(ledger, "k1", wait=timedelta(0))
+    assert executor.calls == []
+    entry = ledger.get("k1")
+    assert entry is not None and entry.in_doubt
+
+
+def test_an_expired_lease_is_taken_over_and_reconciled(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    _held_claim(path, "elsewhere:4242:cafe", NOW).close()  # another host: only the lease tells
+    executor = Executor()
+    before_expiry = ActionLedger(path, clock=lambda: NOW + timedelta(minutes=4), owner="me")
+    with pytest.raises(InProgressError):
+        executor.run(before_expiry, "k1", wait=timedelta(0))
+    after_expiry = ActionLedger(path, clock=lambda: NOW + timedelta(minutes=6), owner="me")
+    settled = executor.run(after_expiry, "k1")
+    assert settled.reconciled and executor.calls == ["k1"]
+
+
+def test_a_dead_owners_claim_is_reconciled_at_once(tmp_path: Path) -> None:
+    proc = CTX.Process(target=_sleep)
+    proc.start()
+    assert proc.pid is not None
+    dead = f"{socket.gethostname()}:{proc.pid}:0000"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(timeout=60)
+    path = tmp_path / "ledger.sqlite"
+    _held_claim(path, dead, NOW).close()
+    ledger = ActionLedger(path, clock=lambda: NOW, owner="me")  # the lease still runs
+    settled = Executor().run(ledger, "k1", wait=timedelta(0))
+    assert settled.reconciled and settled.executed_now
+
+
+def _sleep() -> None:
+    time.sleep(60)
+
+
+def test_the_admission_runs_inside_the_claim_and_a_refusal_claims_nothing(
+    ledger: ActionLedger,
+) -> None:
+    seen: list[list[str]] = []
+
+    def check(entries: Sequence[LedgerEntry]) -> list[Violation]:
+        seen.append([e.idempotency_key for e in entries])
+        return [Violation(rule="segment_cooldown", detail="busy")] if entries else []
+
+    admission = Admission(since=NOW - timedelta(hours=1), check=check)
+    executor = Executor()
+    assert executor.run(ledger, "k1", admission=admission).executed_now
+    refused = executor.run(ledger, "k2", admission=admission)
+    assert refused.refused == [Violation(rule="segment_cooldown", detail="busy")]
+    assert ledger.get("k2") is None and executor.calls == ["k1"]
+    assert seen == [[], ["k1"]]
 
 
 def _race(path: str, keys: int, barrier: Barrier, results: Any) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.errors import GraphInterrupt
+from langgraph.types import interrupt as langgraph_interrupt
 from pydantic import PrivateAttr
 from tenacity import wait_none
 
@@ -25,17 +28,25 @@ from agent.model_reasoner import (
     is_transient_error,
 )
 from agent.models import EVIDENCE_CLOSE, EVIDENCE_OPEN, StubChatModel
+from tests.test_graph import run_cycle
 from tests.test_models import notify, sample_evidence, shift
+from tools.config import ModelConfig, PayopsConfig, load_config
 from tools.contract import ACTION_NAMES, Decision
+from tools.generate import generate_scenario
+from tools.learning import LEARNING_FILE, LearningStore
 
 Answer = AIMessage | BaseException
 
 
 class ScriptedModel(BaseChatModel):
-    """A fake provider: answers[i] is the i-th call's reply (the last one repeats)."""
+    """A fake provider: answers[i] is the i-th call's reply (the last one repeats).
+
+    `before`, when given, runs inside every call first (to hang, or to interrupt).
+    """
 
     answers: list[Any]
     model: str = "fake-1"
+    before: Callable[[], object] | None = None
     _calls: int = PrivateAttr(default=0)
 
     @property
@@ -53,6 +64,8 @@ class ScriptedModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.before is not None:
+            self.before()
         answer = self.answers[min(self._calls, len(self.answers) - 1)]
         self._calls += 1
         if isinstance(answer, BaseException):
@@ -266,9 +279,83 @@ def test_high_risk_action_keeps_its_catalogue_risk() -> None:
     assert (decision.reasoner, decision.risk) == ("model:fake-1", "high")
 
 
-def test_graph_interrupt_passes_through() -> None:
-    with pytest.raises(GraphInterrupt):
-        decide(ScriptedModel(answers=[GraphInterrupt()]))
+def test_an_interrupt_raised_inside_the_model_ends_in_a_fallback() -> None:
+    # A model cannot pause the run for a human: that would leave the thread stuck in reason.
+    decision = decide(ScriptedModel(answers=[GraphInterrupt()]))
+    assert decision.reasoner == "fallback:model_error"
+    assert "GraphInterrupt" in decision.rationale
+
+
+# ---------------------------------------------------------------------------------------
+# Deadlines and bounds on what a model writes.
+
+
+def hanging(release: threading.Event) -> ScriptedModel:
+    """A provider that does not answer while `release` is unset (at most 30 s)."""
+    return ScriptedModel(answers=[proposal_of(shift())], before=lambda: release.wait(30))
+
+
+def test_a_hanging_model_falls_back_at_its_deadline() -> None:
+    release = threading.Event()
+    try:
+        decision = decide_with_model(hanging(release), sample_evidence(), notify(), timeout_s=0.2)
+    finally:
+        release.set()  # let the abandoned call finish
+    assert decision.reasoner == "fallback:timeout"
+    assert decision.action == notify().action
+
+
+def test_two_decisions_in_one_answer_are_refused() -> None:
+    args: dict[str, Any] = proposal_of(shift()).tool_calls[0]["args"]
+    other = {**args, "params": {**shift().params, "percent": 50}}
+    answer = AIMessage(
+        content="",
+        tool_calls=[
+            {"name": "DecisionProposal", "id": "call_1", "args": args},
+            {"name": "DecisionProposal", "id": "call_2", "args": other},
+        ],
+    )
+    assert decide(ScriptedModel(answers=[answer])).reasoner == "fallback:unparseable"
+
+
+def test_what_a_model_writes_is_bounded_and_without_control_characters() -> None:
+    long = "acq_a is down.\x1b[2J\x07\u202e " * 2000
+    summary = proposing(
+        action="notify_oncall",
+        params={"severity": "critical", "summary": long},
+        confidence=0.8,
+        rationale=long,
+    )
+    decision = decide(ScriptedModel(answers=[summary]))
+    assert decision.reasoner == "model:fake-1"
+    assert len(decision.rationale) <= 600 and len(decision.params["summary"]) <= 300
+    for text in (decision.rationale, decision.params["summary"]):
+        assert not any(c in text for c in "\x1b\x07\u202e")
+
+
+def test_model_identifiers_are_read_by_meaning_and_kept_in_the_evidence_spelling() -> None:
+    params = {
+        **shift().params,
+        "to_processor": " ACQ_B",
+        "segment": {"Processor": "ACQ_A", "issuer_country": "br"},
+    }
+    decision = decide(ScriptedModel(answers=[proposal_of(shift(), params=params)]))
+    assert decision.reasoner == "model:fake-1"
+    assert decision.params["to_processor"] == "acq_b"
+    assert decision.params["segment"] == {"processor": "acq_a", "issuer_country": "BR"}
+    look_alike = {**shift().params, "to_processor": "acq_\u0431"}  # Cyrillic b
+    decision = decide(ScriptedModel(answers=[proposal_of(shift(), params=look_alike)]))
+    assert decision.reasoner == "fallback:out_of_bounds"
+
+
+def test_a_fraud_rule_the_evidence_does_not_name_is_out_of_bounds() -> None:
+    adjust = proposing(
+        action="adjust_fraud_rule",
+        params={"merchant_id": "m_12", "rule": "rule_the_model_made_up", "mode": "shadow"},
+        confidence=0.8,
+        rationale="x",
+    )
+    assert decide(ScriptedModel(answers=[adjust])).reasoner == "fallback:out_of_bounds"
 
 
 @pytest.mark.parametrize(
@@ -287,3 +374,49 @@ def test_graph_interrupt_passes_through() -> None:
 )
 def test_transient_error_predicate(exc: BaseException, transient: bool) -> None:
     assert is_transient_error(exc) is transient
+
+
+# ---------------------------------------------------------------------------------------
+# The same, through the whole graph: the run ends, with the fallback recorded.
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_scenario(tmp_path_factory.mktemp("gen"), "processor_outage", 3, 6000)
+
+
+def test_a_run_with_a_hanging_model_ends_with_the_fallback(outage: Path, tmp_path: Path) -> None:
+    release = threading.Event()
+    config = PayopsConfig(model=ModelConfig(timeout_s=0.3))
+    try:
+        result = run_cycle(outage, tmp_path, model=hanging(release), config=config)
+    finally:
+        release.set()
+    assert result.record.decision is not None
+    assert result.record.decision.reasoner == "fallback:timeout"
+    with LearningStore(tmp_path / LEARNING_FILE) as store:
+        assert store.count() == (0 if result.pending else 1)
+
+
+def test_a_run_whose_model_raises_an_interrupt_ends_with_the_fallback(
+    outage: Path, tmp_path: Path
+) -> None:
+    result = run_cycle(
+        outage,
+        tmp_path,
+        model=ScriptedModel(
+            answers=[proposal_of(notify())],
+            before=lambda: langgraph_interrupt({"question": "may I?"}),  # pause for a human
+        ),
+    )
+    assert result.record.decision is not None
+    assert result.record.decision.reasoner == "fallback:model_error"
+    # paused, if at all, only by guard's own approval request
+    assert result.pending is None or result.pending.decision == result.record.decision
+
+
+def test_the_model_deadline_is_read_from_payops_toml(tmp_path: Path) -> None:
+    path = tmp_path / "payops.toml"
+    path.write_text("[model]\ntimeout_s = 5\n")
+    assert load_config(path).model.timeout_s == 5
+    assert PayopsConfig().model.timeout_s == 30

@@ -80,7 +80,7 @@ def _retry(codes: list[str], max_attempts: int = 2, backup: str | None = "acq_b"
 
 
 def test_shift_mixes_the_two_routes_success_rates() -> None:
-    out = simulate(_shift(20), _snap(), CONTEXT, seed=1)
+    out = simulate(_shift(20), _snap(), CONTEXT)
     assert out.metric == "success_rate"
     assert out.before == pytest.approx(0.60)
     assert out.after == pytest.approx(0.8 * 0.60 + 0.2 * 0.90)
@@ -95,7 +95,7 @@ def test_shift_mixes_the_two_routes_success_rates() -> None:
 def test_shift_of_part_of_an_unpinned_segment_is_weighted_by_the_source_share() -> None:
     # the segment is BR on every processor: acq_a carries 1000 of its 1800 attempts
     snap = _snap(segment={"issuer_country": "BR"}, attempts=1800, approved=1320)
-    out = simulate(_shift(50, {"issuer_country": "BR"}), snap, CONTEXT, seed=1)
+    out = simulate(_shift(50, {"issuer_country": "BR"}), snap, CONTEXT)
     assert out.after == pytest.approx(1320 / 1800 + (1000 / 1800) * 0.5 * (0.90 - 0.60))
 
 
@@ -104,7 +104,7 @@ def test_shift_to_a_worse_route_lowers_the_estimate() -> None:
         "acq_a": RouteStats("acq_a", 1000, 600, 0, 6000, 5400),
         "acq_b": RouteStats("acq_b", 1000, 400, 0, 6000, 5000),
     }
-    assert simulate(_shift(30), _snap(routes=routes), CONTEXT, seed=1).improvement < 0
+    assert simulate(_shift(30), _snap(routes=routes), CONTEXT).improvement < 0
 
 
 def test_failover_moves_all_but_the_probe_traffic() -> None:
@@ -115,25 +115,25 @@ def test_failover_moves_all_but_the_probe_traffic() -> None:
         to_processor="acq_b",
         ttl_minutes=60,
     )
-    out = simulate(failover, _snap(), CONTEXT, seed=1)
+    out = simulate(failover, _snap(), CONTEXT)
     assert out.after == pytest.approx(0.05 * 0.60 + 0.95 * 0.90)
-    assert out.after == simulate(_shift(95), _snap(), CONTEXT, seed=1).after
+    assert out.after == simulate(_shift(95), _snap(), CONTEXT).after
 
 
 def test_retry_recovers_technical_failures_at_the_backup_rate() -> None:
     snap = _snap(codes={"timeout": 300, "51": 50, "05": 40})
-    out = simulate(_retry(["timeout", "51"]), snap, CONTEXT, seed=1)
+    out = simulate(_retry(["timeout", "51"]), snap, CONTEXT)
     # one retry of 300 timeouts at acq_b's 90%; 51 does not recover on another processor
     assert out.after == pytest.approx(0.60 + 300 * 0.90 / 1000)
-    only_51 = simulate(_retry(["51"]), snap, CONTEXT, seed=1)
+    only_51 = simulate(_retry(["51"]), snap, CONTEXT)
     assert only_51.improvement == 0
 
 
 def test_more_retries_recover_more_but_one_attempt_recovers_nothing() -> None:
     snap = _snap(codes={"timeout": 300})
-    no_retry = simulate(_retry(["timeout"], max_attempts=1), snap, CONTEXT, seed=1)
-    one = simulate(_retry(["timeout"], max_attempts=2, backup=None), snap, CONTEXT, seed=1)
-    two = simulate(_retry(["timeout"], max_attempts=3, backup=None), snap, CONTEXT, seed=1)
+    no_retry = simulate(_retry(["timeout"], max_attempts=1), snap, CONTEXT)
+    one = simulate(_retry(["timeout"], max_attempts=2, backup=None), snap, CONTEXT)
+    two = simulate(_retry(["timeout"], max_attempts=3, backup=None), snap, CONTEXT)
     assert no_retry.improvement == 0
     # on the same route, each retry succeeds at the segment's own 60%
     assert one.after == pytest.approx(0.60 + 0.3 * 0.6)
@@ -142,10 +142,10 @@ def test_more_retries_recover_more_but_one_attempt_recovers_nothing() -> None:
 
 def test_force_3ds_recovers_part_of_the_1a_declines() -> None:
     with_1a = simulate(
-        _decision("force_3ds", segment=SEG, ttl_minutes=60), _snap(codes={"1A": 100}), CONTEXT, 1
+        _decision("force_3ds", segment=SEG, ttl_minutes=60), _snap(codes={"1A": 100}), CONTEXT
     )
     without = simulate(
-        _decision("force_3ds", segment=SEG, ttl_minutes=60), _snap(codes={"91": 100}), CONTEXT, 1
+        _decision("force_3ds", segment=SEG, ttl_minutes=60), _snap(codes={"91": 100}), CONTEXT
     )
     assert 0 < with_1a.improvement < 100 / 1000
     assert without.improvement == 0
@@ -153,13 +153,13 @@ def test_force_3ds_recovers_part_of_the_1a_declines() -> None:
 
 def test_relax_3ds_recovers_part_of_the_failed_authentications() -> None:
     relax = _decision("relax_3ds", segment=SEG, ttl_minutes=60)
-    out = simulate(relax, _snap(three_ds_failed=200), CONTEXT, seed=1)
+    out = simulate(relax, _snap(three_ds_failed=200), CONTEXT)
     assert 0 < out.improvement < 200 / 1000
-    assert simulate(relax, _snap(three_ds_failed=0), CONTEXT, seed=1).improvement == 0
+    assert simulate(relax, _snap(three_ds_failed=0), CONTEXT).improvement == 0
 
 
 def test_rollback_returns_the_segment_to_its_baseline() -> None:
-    out = simulate(_decision("rollback_config", change=CHANGE), _snap(), CONTEXT, seed=1)
+    out = simulate(_decision("rollback_config", change=CHANGE), _snap(), CONTEXT)
     assert out.after == pytest.approx(0.90)
     assert out.interval is not None and out.interval[0] < 0.90 < out.interval[1]
 
@@ -170,13 +170,13 @@ def test_fraud_rule_remedies_release_fraud_declines_up_to_the_baseline() -> None
     threshold = _decision(
         "adjust_fraud_rule", merchant_id="m_12", rule="velocity", mode="threshold", value=0.9
     )
-    released = simulate(shadow, small, CONTEXT, seed=1)
+    released = simulate(shadow, small, CONTEXT)
     assert released.after == pytest.approx(0.60 + 50 * 0.90 / 1000)
-    assert 0 < simulate(threshold, small, CONTEXT, seed=1).improvement < released.improvement
-    rollback = simulate(_decision("rollback_config", change=FRAUD_CHANGE), small, CONTEXT, seed=1)
+    assert 0 < simulate(threshold, small, CONTEXT).improvement < released.improvement
+    rollback = simulate(_decision("rollback_config", change=FRAUD_CHANGE), small, CONTEXT)
     assert rollback.after == released.after
     # 400 released fraud declines would overshoot; the baseline (90%) is the ceiling
-    assert simulate(shadow, _snap(codes={"frm_decline": 400}), CONTEXT, seed=1).after == 0.90
+    assert simulate(shadow, _snap(codes={"frm_decline": 400}), CONTEXT).after == 0.90
 
 
 @pytest.mark.parametrize(
@@ -189,7 +189,7 @@ def test_fraud_rule_remedies_release_fraud_declines_up_to_the_baseline() -> None
     ids=lambda d: d.action,
 )
 def test_actions_without_a_success_rate_effect(decision: Decision) -> None:
-    out = simulate(decision, _snap(), CONTEXT, seed=1)
+    out = simulate(decision, _snap(), CONTEXT)
     assert out.before == out.after == pytest.approx(0.60)
     assert out.improvement == 0
 
@@ -201,7 +201,7 @@ def test_more_data_narrows_the_interval() -> None:
             "acq_b": RouteStats("acq_b", 100 * scale, 90 * scale, 0, 0, 0),
         }
         snap = _snap(attempts=100 * scale, approved=60 * scale, routes=routes)
-        interval = simulate(_shift(50), snap, CONTEXT, seed=1).interval
+        interval = simulate(_shift(50), snap, CONTEXT).interval
         assert interval is not None
         return interval[1] - interval[0]
 
@@ -216,15 +216,15 @@ def test_empty_segment_gives_a_finite_answer() -> None:
         ("force_3ds", {"segment": SEG, "ttl_minutes": 5}),
         ("rollback_config", {"change": CHANGE}),
     ]:
-        out = simulate(_decision(action, **params), empty, CONTEXT, seed=1)
+        out = simulate(_decision(action, **params), empty, CONTEXT)
         assert (out.before, out.after, out.improvement) == (0.0, 0.0, 0.0)
         assert out.interval is not None and 0 <= out.interval[0] <= out.interval[1] <= 1
 
 
-def test_same_inputs_and_seed_give_the_same_outcome_byte_for_byte() -> None:
+def test_same_inputs_give_the_same_outcome_byte_for_byte() -> None:
     decision = _shift(20)
-    first = simulate(decision, _snap(), CONTEXT, seed=7).model_dump_json()
-    assert simulate(decision, _snap(), CONTEXT, seed=7).model_dump_json() == first
+    first = simulate(decision, _snap(), CONTEXT).model_dump_json()
+    assert simulate(decision, _snap(), CONTEXT).model_dump_json() == first
 
 
 # --------------------------------------------------------------------------------------
@@ -235,11 +235,11 @@ def test_simulated_executor_is_an_executor_that_simulates() -> None:
     executor: Executor = SimulatedExecutor()
     decision = _shift(20)
     key = idempotency_key(decision, "anomaly-1")
-    assert executor.execute(decision, key, _snap(), CONTEXT, 3) == simulate(
-        decision, _snap(), CONTEXT, 3
+    assert executor.execute(decision, key, _snap(), CONTEXT) == simulate(
+        decision, _snap(), CONTEXT
     )
     with pytest.raises(ValueError):
-        executor.execute(decision, "", _snap(), CONTEXT, 3)
+        executor.execute(decision, "", _snap(), CONTEXT)
 
 
 def test_idempotency_key_depends_on_content_only() -> None:
@@ -304,7 +304,7 @@ def test_every_action_simulates_within_bounds() -> None:
     assert set(params) == set(ACTION_NAMES)
     snap = _snap(codes={"timeout": 300, "1A": 50, "frm_decline": 30}, three_ds_failed=40)
     for action, p in params.items():
-        out = simulate(_decision(action, **p), snap, CONTEXT, seed=0)
+        out = simulate(_decision(action, **p), snap, CONTEXT)
         assert 0 <= out.before <= 1 and 0 <= out.after <= 1, action
         assert out.interval is not None and out.interval[0] <= out.after <= out.interval[1]
 

@@ -6,15 +6,41 @@ these models. Internal computation uses plain dataclasses; these are the boundar
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal, get_args
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
+
+from tools import actions, incidents
+from tools.fields import NO_VALUE as NO_VALUE
+
+# The field types the contract shares with the catalogues below it (tools/fields.py),
+# under the contract's names.
+from tools.fields import RISK_ORDER as RISK_ORDER
+from tools.fields import ClosedModel as _Model
+from tools.fields import ProcessorInfo as ProcessorInfo
+from tools.fields import Rationale as Rationale
+from tools.fields import RecentChange as RecentChange
+from tools.fields import RiskLevel as RiskLevel
+from tools.fields import Segment as Segment
+from tools.fields import Severity as Severity
+from tools.fields import format_segment as format_segment
+from tools.fields import iso as iso
+from tools.fields import utc as utc
+from tools.identifiers import lookup, normalize_keys
 
 FORMAT_VERSION = 1
-
-# A segment maps dimension -> value; an absent dimension means "any value".
-Segment = dict[str, str]
 
 # CONTRACT.md section 1, in the order payops writes and tables hold them.
 TRANSACTION_COLUMNS: tuple[str, ...] = (
@@ -43,53 +69,48 @@ DEFAULT_DIMENSIONS: tuple[str, ...] = (
     "currency",
 )
 
-IncidentKind = Literal[
-    "none",
-    "processor_outage",
-    "processor_degradation",
-    "issuer_outage",
-    "network_incident",
-    "three_ds_failure",
-    "fraud_rule_misfire",
-    "latency_spike",
-    "checkout_integration_break",
-    "benign_shift",
-]
-INCIDENT_KINDS: tuple[str, ...] = get_args(IncidentKind)
+# CONTRACT.md section 2's closed list of incident kinds is the incident catalogue's
+# registry (tools/incidents/registry.py), and section 4's list of actions the action
+# catalogue's (tools/actions/registry.py), each in its order: live views, so a kind or an
+# action registered later (a test's toy) is listed too.
+INCIDENT_KINDS: Sequence[str] = incidents.NAMES
+ACTION_NAMES: Sequence[str] = actions.NAMES
 
-ActionName = Literal[
-    "no_action",
-    "notify_oncall",
-    "shift_traffic",
-    "failover_processor",
-    "enable_retry",
-    "force_3ds",
-    "relax_3ds",
-    "rollback_config",
-    "adjust_fraud_rule",
-    "disable_payment_method",
-]
-ACTION_NAMES: tuple[str, ...] = get_args(ActionName)
 
-RiskLevel = Literal["none", "low", "medium", "high"]
-RISK_ORDER: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
+class _OneOf:
+    """Validation and JSON schema of a name from a registry: a string enum of its names.
+
+    Checked when a model is validated (not when it is defined), with the error a Literal
+    of the registered names would give. Not callable: LangGraph takes a callable in a
+    state field's metadata for its reducer.
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = names
+
+    def validate(self, value: object) -> str:
+        """`value` if it is a registered name; a Literal's error otherwise."""
+        if isinstance(value, str) and value in self.names:
+            return value
+        shown = [repr(n) for n in self.names]
+        expected = f"{', '.join(shown[:-1])} or {shown[-1]}" if len(shown) > 1 else shown[0]
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "enum": list(self.names)}
+
+
+_KINDS = _OneOf(INCIDENT_KINDS)
+_ACTIONS = _OneOf(ACTION_NAMES)
+# An incident kind's name, and an action's.
+IncidentKind = Annotated[str, PlainValidator(_KINDS.validate), _KINDS]
+ActionName = Annotated[str, PlainValidator(_ACTIONS.validate), _ACTIONS]
 
 Verdict = Literal["executed", "blocked", "needs_approval", "no_action"]
-Severity = Literal["info", "warning", "critical"]
-
-
-def utc(ts: datetime) -> datetime:
-    """Return `ts` as an aware UTC datetime (naive values are taken to be UTC)."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def iso(ts: datetime) -> str:
-    """Format a timestamp the way the contract writes them: `2026-03-01T10:15:02Z`."""
-    return utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
 
 
 class TimeWindow(_Model):
@@ -115,116 +136,6 @@ class TimeWindow(_Model):
         return (self.end - self.start).total_seconds() / 60.0
 
 
-class ProcessorInfo(BaseModel):
-    """What the scenario context says about one processor."""
-
-    model_config = ConfigDict(extra="allow")
-    fee_bps: float | None = None
-    healthy: bool = True
-
-
-class RecentChange(BaseModel):
-    """A configuration or rule change that went live shortly before the incident."""
-
-    model_config = ConfigDict(extra="allow")
-    ts: datetime
-    kind: str
-    target: Segment = Field(default_factory=dict)
-    version: str | None = None
-
-    @field_validator("ts")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return utc(value)
-
-
-# ---------------------------------------------------------------------------------------
-# Action catalogue (CONTRACT.md section 4): one params model per action.
-
-
-class NoActionParams(_Model):
-    reason: str = ""
-
-
-class NotifyOncallParams(_Model):
-    severity: Severity = "warning"
-    summary: str = ""
-
-
-class ShiftTrafficParams(_Model):
-    segment: Segment
-    from_processor: str
-    to_processor: str
-    percent: float = Field(gt=0, le=100)
-
-
-class FailoverProcessorParams(_Model):
-    segment: Segment
-    from_processor: str
-    to_processor: str
-    ttl_minutes: int = Field(gt=0)
-
-
-class EnableRetryParams(_Model):
-    segment: Segment
-    decline_codes: list[str] = Field(min_length=1)
-    max_attempts: int = Field(ge=1)
-    backup_processor: str | None = None
-
-
-class Force3dsParams(_Model):
-    segment: Segment
-    ttl_minutes: int = Field(gt=0)
-
-
-class Relax3dsParams(_Model):
-    segment: Segment
-    ttl_minutes: int = Field(gt=0)
-
-
-class RollbackConfigParams(_Model):
-    change: RecentChange
-
-
-class AdjustFraudRuleParams(_Model):
-    merchant_id: str
-    rule: str
-    mode: Literal["shadow", "disable", "threshold"]
-    value: float | None = None
-
-
-class DisablePaymentMethodParams(_Model):
-    segment: Segment
-    ttl_minutes: int = Field(gt=0)
-
-
-ACTION_PARAMS: dict[str, type[BaseModel]] = {
-    "no_action": NoActionParams,
-    "notify_oncall": NotifyOncallParams,
-    "shift_traffic": ShiftTrafficParams,
-    "failover_processor": FailoverProcessorParams,
-    "enable_retry": EnableRetryParams,
-    "force_3ds": Force3dsParams,
-    "relax_3ds": Relax3dsParams,
-    "rollback_config": RollbackConfigParams,
-    "adjust_fraud_rule": AdjustFraudRuleParams,
-    "disable_payment_method": DisablePaymentMethodParams,
-}
-
-DEFAULT_RISK: dict[str, RiskLevel] = {
-    "no_action": "none",
-    "notify_oncall": "none",
-    "shift_traffic": "medium",
-    "failover_processor": "high",
-    "enable_retry": "medium",
-    "force_3ds": "medium",
-    "relax_3ds": "high",
-    "rollback_config": "medium",
-    "adjust_fraud_rule": "high",
-    "disable_payment_method": "high",
-}
-
-
 class Decision(_Model):
     """A proposed remedy: one catalogue action with typed, validated parameters.
 
@@ -238,32 +149,26 @@ class Decision(_Model):
     confidence: float = Field(ge=0.0, le=1.0)
     risk: RiskLevel = "none"
     reasoner: str = "deterministic"
-    rationale: str = ""
+    rationale: Rationale = ""
 
     @model_validator(mode="after")
     def _check_params_and_risk(self) -> Decision:
-        model = ACTION_PARAMS[self.action]
-        self.params = model.model_validate(self.params).model_dump(mode="json", exclude_none=True)
-        default = DEFAULT_RISK[self.action]
-        if RISK_ORDER[self.risk] < RISK_ORDER[default]:
-            self.risk = default
+        spec = actions.get(self.action)
+        self.params = spec.params.model_validate(self.params).model_dump(
+            mode="json", exclude_none=True
+        )
+        if RISK_ORDER[self.risk] < RISK_ORDER[spec.risk]:
+            self.risk = spec.risk
         return self
 
     def typed_params(self) -> BaseModel:
         """The params as their action's pydantic model."""
-        return ACTION_PARAMS[self.action].model_validate(self.params)
+        model: type[BaseModel] = actions.get(self.action).params
+        return model.model_validate(self.params)
 
     def target_segment(self) -> Segment:
         """The segment the action applies to ({} for actions that have none)."""
-        seg = self.params.get("segment")
-        if isinstance(seg, dict):
-            return {str(k): str(v) for k, v in seg.items()}
-        if self.action == "adjust_fraud_rule":
-            return {"merchant_id": str(self.params["merchant_id"])}
-        if self.action == "rollback_config":
-            target = self.params.get("change", {}).get("target", {})
-            return {str(k): str(v) for k, v in target.items()}
-        return {}
+        return actions.target_segment(self.action, self.params)
 
 
 class RecentAction(Decision):
@@ -280,12 +185,25 @@ class RecentAction(Decision):
 
 
 class ScenarioContext(BaseModel):
-    """Operational context of a scenario: processors, recent actions and recent changes."""
+    """Operational context of a scenario: processors, recent actions and recent changes.
+
+    Processor names are identifiers: kept normalized, and two names of one processor
+    (`acq_a`, `ACQ_A `) are an error rather than two processors.
+    """
 
     model_config = ConfigDict(extra="allow")
     processors: dict[str, ProcessorInfo] = Field(default_factory=dict)
     recent_actions: list[RecentAction] = Field(default_factory=list)
     recent_changes: list[RecentChange] = Field(default_factory=list)
+
+    @field_validator("processors")
+    @classmethod
+    def _processor_names(cls, value: dict[str, ProcessorInfo]) -> dict[str, ProcessorInfo]:
+        return normalize_keys(value, "processors")
+
+    def processor(self, name: str) -> ProcessorInfo | None:
+        """What the context says about processor `name` (any spelling of it), else None."""
+        return lookup(self.processors, name)
 
 
 class Expected(BaseModel):
@@ -342,6 +260,8 @@ class AnomalyRecord(BaseModel):
     excess: float = 0.0
     decline_codes: list[CodeShift] = Field(default_factory=list)
     latency_p95_ms: tuple[float, float] | None = None
+    # What distinguishes the detector within its signal: the decline code of `decline_code`.
+    detail: str | None = None
 
 
 class Violation(_Model):
@@ -349,6 +269,21 @@ class Violation(_Model):
 
     rule: str
     detail: str
+
+
+class ApprovalReason(_Model):
+    """A rule that sends a decision to a human (an escalation), with its detail."""
+
+    rule: str
+    detail: str
+
+
+class RefusedRemedy(_Model):
+    """A remedy the reasoner considered and guard would refuse, with every rule that does."""
+
+    action: ActionName
+    params: dict[str, Any]
+    violations: list[Violation]
 
 
 class Outcome(BaseModel):
@@ -376,15 +311,12 @@ class RunRecord(BaseModel):
     violations: list[Violation] = Field(default_factory=list)
     outcome: Outcome | None = None
     latency_ms: float = 0.0
+    # Extensions of CONTRACT section 3 (docs/results.md): why a human must approve, and
+    # the remedies guard would refuse (the reasoner left them out of its candidates).
+    escalations: list[ApprovalReason] = Field(default_factory=list)
+    refused: list[RefusedRemedy] = Field(default_factory=list)
 
 
 def segment_key(segment: Segment) -> tuple[tuple[str, str], ...]:
     """A hashable, order-independent key for a segment."""
     return tuple(sorted(segment.items()))
-
-
-def format_segment(segment: Segment) -> str:
-    """Human-readable form: `processor=acq_a, issuer_country=BR`, or `all traffic`."""
-    if not segment:
-        return "all traffic"
-    return ", ".join(f"{k}={v}" for k, v in segment.items())

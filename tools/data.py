@@ -24,13 +24,21 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import duckdb
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tools import sql
 from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec, TimeWindow
+from tools.dimensions import (
+    PROBE_ROWS,
+    ColumnProfile,
+    DimensionChoice,
+    DimensionSpecError,
+    choose_dimensions,
+    columns_to_probe,
+)
 from tools.metrics import LeafCube, TimeBuckets, build_leaf_cube, window_cube
 from tools.scan import Scan, ScanSource, read_once
 from tools.scan_cache import ScanCache
@@ -61,7 +69,7 @@ NOT_DIMENSIONS = frozenset(
 # Where row numbers start: the CSV header is line 1; JSONL and Parquet have none.
 _LINE_OFFSET: dict[FileKind, int] = {"csv": 2, "csv.gz": 2, "parquet": 1, "jsonl": 1}
 _MAX_HEADER_BYTES = 1 << 20
-# A scenario.json is a few kilobytes; anything past this is not one.
+# A scenario.json (or a chat case) is a few kilobytes; anything past this is not one.
 MAX_SCENARIO_BYTES = 8 << 20
 # DuckDB's CSV read buffer. Set explicitly: on 10M rows the ordered insert then costs ~20%
 # less CPU than with the default. Each buffer is scanned by one thread.
@@ -138,9 +146,15 @@ class Dataset:
     ts_range: tuple[datetime, datetime] | None = None
     streamed: bool = False
     scan: Scan | None = None
+    # How `dimensions` were chosen, with the columns that were skipped and why.
+    dimension_choice: DimensionChoice | None = None
 
     table: str = TRANSACTIONS_TABLE
-    _cubes: dict[str, LeafCube] = field(default_factory=dict, repr=False)
+    # Window cubes by name, with the connection that holds their (temporary) tables: a copy
+    # of the dataset on another cursor (chat) shares this dict but not those tables.
+    _cubes: dict[str, tuple[duckdb.DuckDBPyConnection, LeafCube]] = field(
+        default_factory=dict, repr=False
+    )
 
     def leaf_cube(
         self, baseline: TimeWindow, current: TimeWindow, *, cube: str = LEAF_CUBE
@@ -151,8 +165,12 @@ class Dataset:
         the file), else built by one more pass over `transactions`.
         """
         found = self._cubes.get(cube)
-        if found is not None and found.serves(self.dimensions, baseline, current):
-            return found
+        if (
+            found is not None
+            and found[0] is self.conn
+            and found[1].serves(self.dimensions, baseline, current)
+        ):
+            return found[1]
         if self.scan is not None and self.scan.buckets.serves(baseline, current):
             made = window_cube(
                 self.conn, self.scan.cube, self.scan.buckets, self.dimensions,
@@ -162,7 +180,7 @@ class Dataset:
             made = build_leaf_cube(
                 self.conn, self.table, self.dimensions, baseline, current, cube=cube
             )
-        self._cubes[cube] = made
+        self._cubes[cube] = (self.conn, made)
         return made
 
 
@@ -186,8 +204,10 @@ def load(
     Strict by default: the first row that breaks CONTRACT.md section 1 (in file order)
     raises, naming file, line and column. With `lenient`, bad rows are left out and
     written whole, with `line` and `reason`, to `<stem>.quarantine.csv` beside the file
-    (or in `quarantine_dir`); files that cannot be read still raise. `dimensions`
-    overrides the scenario's (and the contract's default) segment dimensions.
+    (or in `quarantine_dir`); files that cannot be read still raise. `dimensions` are
+    `--dimensions` as given: a list replaces the dimensions, `+name`/`-name` adjust the
+    scenario's or the defaults, which include the file's extra columns of sensible
+    cardinality (tools/dimensions.py; the choice is `Dataset.dimension_choice`).
 
     `baseline` and `current` are the windows the caller will observe, if it knows them
     (else the scenario's, else those inferred from the file's first and last rows): the
@@ -199,9 +219,6 @@ def load(
     path = Path(path)
     file, scenario = _resolve(path)
     kind = file_kind(file)
-    if dimensions is None and scenario is not None and scenario.dimensions is not None:
-        dimensions = scenario.dimensions
-    dims = list(dict.fromkeys(dimensions if dimensions is not None else DEFAULT_DIMENSIONS))
 
     conn = duckdb.connect()
     try:
@@ -211,8 +228,13 @@ def load(
         conn.execute(sql.PRESERVE_ORDER)
         conn.execute(sql.NO_PROGRESS_BAR)
         file_columns, types = _file_columns(conn, file, kind)
-        extras = _check_columns(file, kind, file_columns, dims)
+        extras = _check_columns(file, kind, file_columns)
         present = set(file_columns)
+        choice = _choose_dimensions(
+            conn, file, kind, file_columns, _source(kind, file, file_columns), dimensions, scenario
+        )
+        dims = list(choice.used)
+        _check_dimensions(file, dims, extras)
         public = [*CONTRACT_COLUMNS, *extras]
         native = _native_columns(kind, types)
 
@@ -254,6 +276,7 @@ def load(
                 ts_range=found.ts_range,
                 streamed=True,
                 scan=found,
+                dimension_choice=choice,
             )
         # A bad row, or two equal id hashes: copy the rows in, where the first bad line is
         # named (or the bad rows quarantined) and equal hashes are told from equal ids.
@@ -287,6 +310,7 @@ def load(
         quarantined=bad,
         quarantine_path=quarantine_path,
         columns=[*public, LINE_COLUMN],
+        dimension_choice=choice,
     )
 
 
@@ -312,27 +336,38 @@ def quarantine_file(file: Path, quarantine_dir: Path | None = None) -> Path:
 def read_scenario(file: Path) -> ScenarioSpec:
     """Parse a `scenario.json`; DataError names the JSON line or the failing field.
 
-    The one reader of scenario files (the loader and the eval harness both use it). It
-    reads regular files only, of at most `MAX_SCENARIO_BYTES`, so a link to a device or a
-    pipe cannot hang it or fill memory, and a document nested too deeply is an error, not a
-    crash.
+    The one reader of scenario files (the loader, the eval harness and the chat eval use
+    it), through `read_json_model`.
+    """
+    return read_json_model(file, ScenarioSpec, missing="a scenario folder needs scenario.json")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_json_model(file: Path, model: type[ModelT], *, missing: str = "no such file") -> ModelT:
+    """A JSON file validated as `model`; DataError names the file and the JSON line or field.
+
+    It reads regular files only, of at most `MAX_SCENARIO_BYTES`, so a link to a device or
+    a pipe cannot hang it or fill memory, and a document nested too deeply is an error, not
+    a crash.
     """
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it.
         fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise DataError(file, "missing: a scenario folder needs scenario.json") from None
+        raise DataError(file, f"missing: {missing}") from None
     except OSError as exc:
         raise DataError(file, f"cannot read: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DataError(file, "not a regular file (a scenario.json must be a JSON file)")
+            raise DataError(file, "not a regular file (expected a JSON file)")
         try:
             data = fh.read(MAX_SCENARIO_BYTES + 1)
         except OSError as exc:
             raise DataError(file, f"cannot read: {exc.strerror or exc}") from None
     if len(data) > MAX_SCENARIO_BYTES:
-        raise DataError(file, f"larger than {MAX_SCENARIO_BYTES >> 20} MiB: not a scenario file")
+        raise DataError(file, f"larger than {MAX_SCENARIO_BYTES >> 20} MiB: not a {model.__name__}")
     try:
         raw = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
@@ -342,7 +377,7 @@ def read_scenario(file: Path) -> ScenarioSpec:
     except RecursionError:
         raise DataError(file, "invalid JSON: nested too deeply") from None
     try:
-        return ScenarioSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -486,7 +521,7 @@ def _has_content(file: Path) -> bool:
     return False
 
 
-def _check_columns(file: Path, kind: FileKind, columns: list[str], dims: list[str]) -> list[str]:
+def _check_columns(file: Path, kind: FileKind, columns: list[str]) -> list[str]:
     """Structural checks; returns the extra (non-contract) columns in file order."""
     header_line = 1 if kind in ("csv", "csv.gz") else None
     seen: dict[str, str] = {}
@@ -513,7 +548,42 @@ def _check_columns(file: Path, kind: FileKind, columns: list[str], dims: list[st
             raise DataError(
                 file, f"missing required column {name!r} (the file has: {listed})", column=name
             )
-    extras = [c for c in columns if c not in CONTRACT_COLUMNS]
+    return [c for c in columns if c not in CONTRACT_COLUMNS]
+
+
+def _choose_dimensions(
+    conn: duckdb.DuckDBPyConnection,
+    file: Path,
+    kind: FileKind,
+    columns: list[str],
+    scan: tuple[str, dict[str, object]],
+    requested: list[str] | None,
+    scenario: ScenarioSpec | None,
+) -> DimensionChoice:
+    """The dimensions of this load (tools/dimensions.py), profiling the head of the file."""
+    listed = scenario.dimensions if scenario is not None else None
+    try:
+        probe = columns_to_probe(columns, requested, listed)
+        profiles: dict[str, ColumnProfile] = {}
+        if probe:
+            source, params = scan
+            try:
+                row = conn.execute(
+                    sql.dimension_probe(source, probe), {**params, "probe_rows": PROBE_ROWS}
+                ).fetchone()
+            except duckdb.Error as exc:
+                raise _read_error(file, kind, exc) from None
+            if row is not None:
+                for i, name in enumerate(probe):
+                    non_empty, distinct = int(row[1 + 2 * i]), int(row[2 + 2 * i])
+                    profiles[name] = ColumnProfile(int(row[0]), non_empty, distinct)
+        return choose_dimensions(columns, requested, listed, profiles)
+    except DimensionSpecError as exc:
+        raise DataError(file, exc.reason, column=exc.column) from None
+
+
+def _check_dimensions(file: Path, dims: list[str], extras: list[str]) -> None:
+    """Every dimension must be a string column of the file (or an optional contract one)."""
     available = [*CONTRACT_COLUMNS, *extras]
     for dim in dims:
         if dim in NOT_DIMENSIONS:
@@ -524,7 +594,6 @@ def _check_columns(file: Path, kind: FileKind, columns: list[str], dims: list[st
                 f"dimension {dim!r} is not a column (columns: {', '.join(available)})",
                 column=dim,
             )
-    return extras
 
 
 def _source(

@@ -1,201 +1,38 @@
 """Anomaly detection over segment metrics: significant, material and FDR-corrected.
 
-Each metric is a *count model*: per segment it reads additive counts (attempts and "bad"
-events in each window) from the metrics table, and says how big the effect is, how
-surprising it is, and how many bad events it added. The same models drive root-cause
-localization, so "anomalous" means the same thing in both places.
+Every registered signal (tools/signals/) is run the same way on every segment: a segment
+is tested when both windows hold enough units, flagged when its p-value survives
+Benjamini-Hochberg across every segment tested on that signal and its effect is
+material. The same signals drive root-cause localization, so "anomalous" means the same
+thing in both places.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from tools.config import ObserveConfig
 from tools.contract import Severity
-from tools.metrics import LATENCY_EDGES_MS, LeafKey, SegmentMetrics, SegmentTable, WindowStats
-from tools.stats import benjamini_hochberg, normal_sf, rate_increase_p_value
+from tools.metrics import LeafKey, SegmentMetrics, SegmentTable
+from tools.signals import registry
+from tools.signals.base import Counts, Signal
+from tools.stats import benjamini_hochberg
 
-MetricName = Literal["success_rate", "volume", "latency_p95"]
-
-
-@dataclass(frozen=True)
-class Counts:
-    """Additive counts of one segment: attempts and bad events in each window."""
-
-    baseline_n: float
-    baseline_x: float
-    current_n: float
-    current_x: float
-
-    def minus(self, other: Counts) -> Counts:
-        """These counts with a sub-segment's counts removed."""
-        return Counts(
-            self.baseline_n - other.baseline_n,
-            self.baseline_x - other.baseline_x,
-            self.current_n - other.current_n,
-            self.current_x - other.current_x,
-        )
-
-
-class CountModel:
-    """How one metric turns counts into an effect, a p-value and an excess."""
-
-    name: MetricName = "success_rate"
-
-    def counts(self, m: SegmentMetrics) -> Counts:
-        """The segment's additive counts for this metric."""
-        raise NotImplementedError
-
-    def effect(self, c: Counts) -> float:
-        """Size of the change, positive when it got worse."""
-        b = c.baseline_x / c.baseline_n if c.baseline_n > 0 else 0.0
-        cur = c.current_x / c.current_n if c.current_n > 0 else 0.0
-        return cur - b
-
-    def p_value(self, c: Counts) -> float:
-        """One-sided p-value of the change being real."""
-        return rate_increase_p_value(c.baseline_n, c.baseline_x, c.current_n, c.current_x)
-
-    def excess(self, c: Counts) -> float:
-        """Bad events in the current window beyond what the baseline predicts."""
-        if c.baseline_n <= 0:
-            return 0.0
-        return c.current_x - c.current_n * (c.baseline_x / c.baseline_n)
-
-    def enough_sample(self, c: Counts, min_sample: int) -> bool:
-        """Whether both windows hold enough attempts to test."""
-        return c.baseline_n >= min_sample and c.current_n >= min_sample
-
-    def spared_log_odds(self, c: Counts, effect: float) -> float:
-        """Log-likelihood ratio of "untouched" over "hit by a problem of size `effect`".
-
-        Positive when the counts look spared, negative when they look hit, near zero when
-        they are too few to tell.
-        """
-        if c.baseline_n <= 0 or c.current_n <= 0 or effect <= 0:
-            return 0.0
-        p0 = min(max(c.baseline_x / c.baseline_n, 1e-6), 1.0 - 1e-6)
-        p1 = min(max(p0 + effect, 1e-6), 1.0 - 1e-6)
-        hits, misses = c.current_x, c.current_n - c.current_x
-        return hits * math.log(p0 / p1) + misses * math.log((1.0 - p0) / (1.0 - p1))
-
-    def material(self, c: Counts, cfg: ObserveConfig) -> bool:
-        """Whether the effect is big enough to matter."""
-        raise NotImplementedError
-
-
-class FailureModel(CountModel):
-    """Success rate: the bad events are failures (declines and errors)."""
-
-    name: MetricName = "success_rate"
-
-    def counts(self, m: SegmentMetrics) -> Counts:
-        """Attempts and failures in each window."""
-        return Counts(
-            m.baseline.attempts, m.baseline.failures, m.current.attempts, m.current.failures
-        )
-
-    def material(self, c: Counts, cfg: ObserveConfig) -> bool:
-        """A drop of at least `min_effect_pp` percentage points."""
-        return self.effect(c) * 100.0 >= cfg.min_effect_pp
-
-
-class SlowModel(CountModel):
-    """Latency: the bad events are attempts slower than a threshold fixed for all segments.
-
-    A common threshold (the edge at or above the overall baseline p95) keeps the counts
-    additive across segments, which percentiles are not.
-    """
-
-    name: MetricName = "latency_p95"
-
-    def __init__(self, table: SegmentTable) -> None:
-        p95 = table.total.baseline.latency_p95
-        self.edge_index = next(
-            (i for i, e in enumerate(LATENCY_EDGES_MS) if e >= p95), len(LATENCY_EDGES_MS) - 1
-        )
-        self.threshold_ms = LATENCY_EDGES_MS[self.edge_index]
-
-    def counts(self, m: SegmentMetrics) -> Counts:
-        """Attempts and attempts slower than the threshold in each window."""
-        return Counts(
-            m.baseline.attempts,
-            m.baseline.latency_at_least[self.edge_index],
-            m.current.attempts,
-            m.current.latency_at_least[self.edge_index],
-        )
-
-    def material(self, c: Counts, cfg: ObserveConfig) -> bool:
-        """At least 10 pp more slow attempts (p95 shift is checked on the segment)."""
-        return self.effect(c) >= 0.10
-
-
-class VolumeModel(CountModel):
-    """Volume: attempts per minute against the baseline's pace.
-
-    Under no change, each attempt of the segment falls in the current window with
-    probability current/(baseline+current) minutes; a drop is a binomial left tail.
-    """
-
-    name: MetricName = "volume"
-
-    def __init__(self, table: SegmentTable) -> None:
-        self.ratio = table.duration_ratio
-
-    def counts(self, m: SegmentMetrics) -> Counts:
-        """Attempts in each window (bad events unused)."""
-        return Counts(m.baseline.attempts, 0.0, m.current.attempts, 0.0)
-
-    def expected(self, c: Counts) -> float:
-        """Current-window attempts the baseline pace predicts."""
-        return c.baseline_n * self.ratio
-
-    def effect(self, c: Counts) -> float:
-        """Relative drop in volume (0.6 = 60% fewer attempts than expected)."""
-        exp = self.expected(c)
-        return 1.0 - c.current_n / exp if exp > 0 else 0.0
-
-    def p_value(self, c: Counts) -> float:
-        """Left tail of the current count under the baseline pace."""
-        total = c.baseline_n + c.current_n
-        if total <= 0:
-            return 1.0
-        share = self.ratio / (1.0 + self.ratio)
-        mean = total * share
-        sd = math.sqrt(total * share * (1.0 - share))
-        if sd <= 0:
-            return 1.0
-        return normal_sf((mean - c.current_n - 0.5) / sd)
-
-    def spared_log_odds(self, c: Counts, effect: float) -> float:
-        """Log-likelihood ratio (Poisson) of "pace kept" over "pace dropped by `effect`"."""
-        pace = self.expected(c)
-        dropped = pace * (1.0 - min(effect, 1.0 - 1e-6))
-        if pace <= 0 or effect <= 0:
-            return 0.0
-        return c.current_n * math.log(pace / dropped) - (pace - dropped)
-
-    def excess(self, c: Counts) -> float:
-        """Attempts missing from the current window."""
-        return self.expected(c) - c.current_n
-
-    def enough_sample(self, c: Counts, min_sample: int) -> bool:
-        """The baseline predicts at least `min_sample` current attempts."""
-        return self.expected(c) >= min_sample
-
-    def material(self, c: Counts, cfg: ObserveConfig) -> bool:
-        """A relative drop of at least `volume_min_drop`."""
-        return self.effect(c) >= cfg.volume_min_drop
+# At most this many unexplained segments, the most surprising first, are looked into one
+# dimension deeper (each costs one small rollup over its own traffic): those whose change
+# quiet traffic would show in one table out of ten (p below 0.1 / tests).
+MAX_SCREENED = 3
+SCREEN_CHANCE = 0.1
 
 
 @dataclass(frozen=True)
 class Detection:
-    """One flagged (segment, metric) with its evidence."""
+    """One flagged (segment, signal) with its evidence."""
 
     key: LeafKey
-    metric: MetricName
+    metric: str
+    detail: str | None
     baseline: float
     current: float
     effect: float
@@ -213,7 +50,7 @@ class Detection:
 
 @dataclass(frozen=True)
 class DetectionResult:
-    """Everything flagged, plus the p-value cut-offs of each metric's tests.
+    """Everything flagged, the detectors that ran, and each signal's p-value cut-offs.
 
     `p_cutoffs` is what Benjamini-Hochberg chose; `strict_cutoffs` is the Bonferroni level,
     which root-cause localization also requires: a cause must stand out on its own, not
@@ -224,84 +61,120 @@ class DetectionResult:
     tests: int
     p_cutoffs: dict[str, float]
     strict_cutoffs: dict[str, float]
+    signals: tuple[Signal, ...] = ()
+    # Segments at the table's depth whose change quiet traffic would show in one table
+    # out of ten (p below 0.1 / tests) while nothing is flagged on them or above them: a
+    # change too diluted to flag here may be sharp one dimension deeper.
+    screened: tuple[LeafKey, ...] = ()
+    # The false-discovery level each signal family ran at (its share of `cfg.fdr`).
+    family_fdr: dict[str, float] = field(default_factory=dict)
 
-    def cause_cutoff(self, metric: str) -> float:
-        """The p-value a root-cause segment of `metric` must reach."""
-        return min(self.p_cutoffs.get(metric, 0.0), self.strict_cutoffs.get(metric, 0.0))
+    def cause_cutoff(self, signal: str) -> float:
+        """The p-value a root-cause segment of `signal` must reach."""
+        return min(self.p_cutoffs.get(signal, 0.0), self.strict_cutoffs.get(signal, 0.0))
 
-
-def count_models(table: SegmentTable) -> list[CountModel]:
-    """The metrics observe tests, in order of importance."""
-    return [FailureModel(), VolumeModel(table), SlowModel(table)]
-
-
-def _severity(
-    metric: MetricName, effect: float, before: WindowStats, after: WindowStats
-) -> Severity:
-    if metric == "success_rate":
-        return "critical" if effect >= 0.15 else "warning" if effect >= 0.07 else "info"
-    if metric == "volume":
-        return "critical" if effect >= 0.7 else "warning" if effect >= 0.5 else "info"
-    ratio = after.latency_p95 / before.latency_p95 if before.latency_p95 > 0 else 1.0
-    return "critical" if ratio >= 3.0 else "warning" if ratio >= 2.0 else "info"
+    def flagged(self) -> list[Signal]:
+        """The detectors with at least one detection, in registry order."""
+        found = {(d.metric, d.detail) for d in self.detections}
+        return [s for s in self.signals if (s.name, s.detail) in found]
 
 
-def _latency_shift_ok(m: SegmentMetrics, cfg: ObserveConfig) -> bool:
-    before, after = m.baseline.latency_p95, m.current.latency_p95
-    return after >= before * cfg.latency_min_ratio and after - before >= cfg.latency_min_shift_ms
+def detect(
+    table: SegmentTable, cfg: ObserveConfig, signals: Sequence[Signal] | None = None
+) -> DetectionResult:
+    """Flag the segments where any registered signal changed significantly and materially.
 
-
-def detect(table: SegmentTable, cfg: ObserveConfig) -> DetectionResult:
-    """Flag segments whose success rate, volume or latency changed significantly.
-
-    A (segment, metric) is flagged when both windows hold enough attempts, the effect is
-    material, and its p-value survives Benjamini-Hochberg over every test made.
+    Benjamini-Hochberg runs per signal (all detectors of a signal, e.g. every candidate
+    decline code, are one family): a flood of true latency flags must not relax the
+    success-rate test. Each family runs at its signal's share of `cfg.fdr`.
     """
-    models = count_models(table)
-    tested: list[tuple[SegmentMetrics, CountModel, Counts, float]] = []
-    for m in table.segments.values():
-        for model in models:
-            c = model.counts(m)
-            if model.enough_sample(c, cfg.min_sample):
-                tested.append((m, model, c, model.p_value(c)))
-    # BH per metric: a flood of true latency flags must not relax the success-rate test.
-    rejected = [False] * len(tested)
+    bound = tuple(signals if signals is not None else registry.bind(table, cfg))
+    segments = list(table.segments.values())
+    families: dict[str, list[tuple[SegmentMetrics, Signal, Counts, float]]] = {}
+    for signal in bound:
+        family = families.setdefault(signal.name, [])
+        for m in segments:
+            c = signal.counts(m)
+            if signal.enough_sample(c):
+                # No change for the worse: a one-sided p-value of at least a half, which
+                # no level below that rejects; it still counts as a test.
+                p = signal.p_value(c) if signal.effect(c) > 0 else 1.0
+                family.append((m, signal, c, p))
     p_cutoffs: dict[str, float] = {}
     strict: dict[str, float] = {}
-    for model in models:
-        idx = [i for i, t in enumerate(tested) if t[1] is model]
-        flags = benjamini_hochberg([tested[i][3] for i in idx], cfg.fdr)
-        for i, flag in zip(idx, flags, strict=True):
-            rejected[i] = flag
-        p_cutoffs[model.name] = max(
-            (tested[i][3] for i, f in zip(idx, flags, strict=True) if f), default=0.0
-        )
-        strict[model.name] = cfg.fdr / max(len(idx), 1)
+    levels: dict[str, float] = {}
     detections: list[Detection] = []
-    for (m, model, c, p), significant in zip(tested, rejected, strict=True):
-        if not significant or not model.material(c, cfg):
-            continue
-        if model.name == "latency_p95" and not _latency_shift_ok(m, cfg):
-            continue
-        effect = model.effect(c)
-        if model.name == "success_rate":
-            before, now = m.baseline.success_rate, m.current.success_rate
-        elif model.name == "volume":
-            before, now = c.baseline_n * table.duration_ratio, c.current_n
-        else:
-            before, now = m.baseline.latency_p95, m.current.latency_p95
-        detections.append(
-            Detection(
-                key=m.key,
-                metric=model.name,
-                baseline=before,
-                current=now,
-                effect=effect,
-                p_value=p,
-                excess=model.excess(c),
-                severity=_severity(model.name, effect, m.baseline, m.current),
-                baseline_attempts=m.baseline.attempts,
-                current_attempts=m.current.attempts,
-            )
-        )
-    return DetectionResult(detections, len(tested), p_cutoffs, strict)
+    tests = 0
+    # Each signal family is one more chance for quiet traffic to look anomalous: a family
+    # runs at its share of `fdr` (SignalSpec.fdr_share).
+    shares = {s.name: registry.get(s.name).fdr_share for s in bound}
+    screen = SCREEN_CHANCE / max(sum(len(f) for f in families.values()), 1)
+    candidates = [
+        (p, signal.name, m.key)
+        for family in families.values()
+        for m, signal, c, p in family
+        if p <= screen and len(m.key) == table.depth and signal.effect(c) > 0
+    ]
+    for name, family in families.items():
+        fdr = levels[name] = cfg.fdr * shares[name]
+        tests += len(family)
+        flags = benjamini_hochberg([t[3] for t in family], fdr)
+        p_cutoffs[name] = max((t[3] for t, f in zip(family, flags, strict=True) if f), default=0.0)
+        strict[name] = fdr / max(len(family), 1)
+        for (m, signal, c, p), significant in zip(family, flags, strict=True):
+            if not significant or not signal.material(c) or not signal.confirm(m):
+                continue
+            detections.append(_detection(m, signal, c, p))
+    # Nothing flagged on the segment or above it, on any signal: an incident already seen
+    # there is localized (and looked into) by root cause.
+    flagged = {d.key for d in detections}
+    candidates.sort()
+    screened = dict.fromkeys(
+        key
+        for _, _, key in candidates
+        if key not in flagged
+        and not any(key[:i] + key[i + 1 :] in flagged for i in range(len(key)))
+    )
+    return DetectionResult(
+        detections, tests, p_cutoffs, strict, bound, tuple(screened)[:MAX_SCREENED], levels
+    )
+
+
+def _detection(m: SegmentMetrics, signal: Signal, c: Counts, p: float) -> Detection:
+    before, now = signal.levels(m, c)
+    return Detection(
+        key=m.key,
+        metric=signal.name,
+        detail=signal.detail,
+        baseline=before,
+        current=now,
+        effect=signal.effect(c),
+        p_value=p,
+        excess=signal.excess(c),
+        severity=signal.severity(m, c),
+        baseline_attempts=m.baseline.attempts,
+        current_attempts=m.current.attempts,
+    )
+
+
+def detect_deeper(
+    result: DetectionResult, table: SegmentTable, keys: Sequence[LeafKey]
+) -> DetectionResult:
+    """`result` plus the detections among `keys`, segments deeper than `table.depth`.
+
+    They pay Bonferroni over the whole deeper level (`table.deep_level`), far stricter
+    than the families' Benjamini-Hochberg levels, so the families need no new pass.
+    """
+    found = list(result.detections)
+    for signal in result.signals:
+        for key in keys:
+            m = table.get(key)
+            c = signal.counts(m)
+            if not signal.enough_sample(c) or signal.effect(c) <= 0:
+                continue
+            p = signal.p_value(c)
+            deep = table.deep_level(key, result.family_fdr[signal.name])
+            level = min(result.cause_cutoff(signal.name), deep)
+            if p <= level and signal.material(c) and signal.confirm(m):
+                found.append(_detection(m, signal, c, p))
+    return replace(result, detections=found, tests=result.tests + len(keys) * len(result.signals))

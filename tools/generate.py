@@ -7,8 +7,10 @@ million rows take seconds and the same seed gives the same bytes on any thread c
 
 Every number here is chosen against shared/DOMAIN.md: regional authorization rates, a
 decline-code mix where about half of declines are insufficient funds, lognormal latency per
-processor, more 3DS challenges under strong customer authentication (EU/UK), and the
-incident signatures of "What incidents look like in the data".
+processor, and more 3DS challenges under strong customer authentication (EU/UK). What each
+incident kind does to the rows (the incident signatures of "What incidents look like in
+the data"), where it hits and what its ground truth accepts is the kind's `Injection` in
+the incident catalogue (tools/incidents/); this module is the engine that applies them.
 
 The ground truth written to `expected` is measured, not assumed: after the rows are drawn,
 the effect on the root-cause segment is measured and an injection too weak to be an
@@ -23,6 +25,7 @@ import math
 import random
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +38,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tools.config import ObserveConfig
 from tools.contract import (
     DEFAULT_DIMENSIONS,
-    INCIDENT_KINDS,
     TRANSACTION_COLUMNS,
     IncidentKind,
     ScenarioSpec,
@@ -43,6 +45,9 @@ from tools.contract import (
     format_segment,
     iso,
 )
+from tools.incidents import QUIET, CauseChange, IncidentKindSpec, Injection, registry
+from tools.output import OutputPathError, check_output_dir
+from tools.signals.names import LATENCY, VOLUME
 from tools.sql import ident
 
 FileFormat = Literal["csv.gz", "csv", "parquet", "jsonl"]
@@ -139,42 +144,6 @@ _TIMEOUT_SHARE = 0.35  # of ordinary technical errors; the rest are fast process
 _LATENCY_SIGMA = 0.45
 _AMOUNT_SIGMA = 0.9
 
-# Actions judged right or wrong for each incident kind (CONTRACT.md section 2 scoring);
-# an action in neither list is neutral.
-ACCEPTABLE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "none": ("no_action",),
-    "processor_outage": ("shift_traffic", "failover_processor", "notify_oncall"),
-    "processor_degradation": ("shift_traffic", "notify_oncall", "enable_retry"),
-    "issuer_outage": ("notify_oncall", "enable_retry"),
-    "network_incident": ("notify_oncall", "enable_retry"),
-    "three_ds_failure": ("notify_oncall",),
-    "fraud_rule_misfire": ("rollback_config", "adjust_fraud_rule", "notify_oncall"),
-    "latency_spike": ("shift_traffic", "notify_oncall", "enable_retry"),
-    "checkout_integration_break": ("rollback_config", "notify_oncall"),
-    "benign_shift": ("no_action", "notify_oncall"),
-}
-FORBIDDEN_ACTIONS: dict[str, tuple[str, ...]] = {
-    "none": (
-        "shift_traffic", "failover_processor", "enable_retry", "force_3ds", "relax_3ds",
-        "rollback_config", "adjust_fraud_rule", "disable_payment_method",
-    ),
-    "processor_outage": ("adjust_fraud_rule", "relax_3ds"),
-    "processor_degradation": ("adjust_fraud_rule", "relax_3ds", "disable_payment_method"),
-    "issuer_outage": ("shift_traffic", "failover_processor", "adjust_fraud_rule", "relax_3ds"),
-    "network_incident": ("failover_processor", "shift_traffic", "adjust_fraud_rule"),
-    "three_ds_failure": ("force_3ds", "shift_traffic", "adjust_fraud_rule", "enable_retry"),
-    "fraud_rule_misfire": ("shift_traffic", "failover_processor", "enable_retry", "relax_3ds"),
-    "latency_spike": ("adjust_fraud_rule", "disable_payment_method", "relax_3ds"),
-    "checkout_integration_break": (
-        "shift_traffic", "failover_processor", "enable_retry", "adjust_fraud_rule",
-    ),
-    "benign_shift": (
-        "enable_retry", "shift_traffic", "failover_processor", "adjust_fraud_rule", "relax_3ds",
-    ),
-}  # fmt: skip
-
-# Kinds where moving traffic off a processor is a remedy, so `expected.best_route` helps.
-_ROUTING_KINDS = frozenset({"processor_outage", "processor_degradation", "latency_spike"})
 _MIN_Z = 4.0  # significance an injected effect needs to count as a real incident
 
 
@@ -268,6 +237,16 @@ class _World:
     def processor_index(self, name: str) -> int:
         return [p.name for p in self.processors].index(name)
 
+    def challenge_share(self, country: str) -> float:
+        """Share of the country's card attempts that get a 3DS challenge."""
+        return self.countries[self.country_index(country)].three_ds[2]
+
+    def under_sca(self, segment: Mapping[str, str]) -> bool:
+        """Whether strong customer authentication applies to (part of) `segment`."""
+        if "issuer_country" not in segment:
+            return True  # a network-wide segment includes EU/UK cardholders
+        return self.countries[self.country_index(segment["issuer_country"])].region in SCA_REGIONS
+
     def values(self, dim: str) -> list[str]:
         """Every value a dimension can take in this world."""
         if dim == "merchant_id":
@@ -286,7 +265,7 @@ class _World:
             return list(self.extra[dim])
         raise ValueError(f"unknown dimension {dim!r}")
 
-    def share(self, segment: Segment) -> float:
+    def share(self, segment: Mapping[str, str]) -> float:
         """Expected share of all attempts that fall in `segment`."""
         total = 1.0
         if "merchant_id" in segment:
@@ -415,44 +394,22 @@ def _build_world(seed: int, options: GenerateOptions) -> _World:
 
 @dataclass(frozen=True)
 class _Incident:
-    kind: str
+    spec: IncidentKindSpec
+    injection: Injection
     segment: Segment
     severity: float
     hit: float  # share of the segment's current-window attempts the incident hits
     factor: float  # kind-specific strength: latency multiplier, volume drop, ramp
 
-
-def _effect(kind: str, severity: float) -> tuple[float, float]:
-    """(hit share, factor) of an incident kind at a severity in [0, 1]."""
-    s = severity
-    return {
-        "processor_outage": (0.9 * s, 1.0),
-        "processor_degradation": (0.3 * s, 1.0 + 0.4 * s),
-        "issuer_outage": (0.7 * s, 12_000.0 * s),
-        "network_incident": (0.4 * s, 1.5 + s),
-        "three_ds_failure": (s, 2.5),
-        "fraud_rule_misfire": (0.6 * s, 1.0),
-        "latency_spike": (0.3 + 0.4 * s, 1.0 + 9.0 * s),
-        "checkout_integration_break": (0.0, min(0.95, 0.95 * s)),
-        "benign_shift": (0.2 * s, 1.0),
-    }.get(kind, (0.0, 1.0))
+    @property
+    def kind(self) -> str:
+        return self.spec.name
 
 
-# Usual root-cause dimensions per kind, with the odds of each shape.
-_ROOT_SHAPES: dict[str, tuple[tuple[tuple[str, ...], float], ...]] = {
-    "processor_outage": ((("processor",), 1.0),),
-    "processor_degradation": (
-        (("processor", "card_network"), 0.5),
-        (("processor", "issuer_country"), 0.5),
-    ),
-    "issuer_outage": ((("issuer_country",), 1.0),),
-    "network_incident": ((("card_network",), 1.0),),
-    "three_ds_failure": ((("issuer_country",), 0.8), (("card_network",), 0.2)),
-    "fraud_rule_misfire": ((("merchant_id",), 1.0),),
-    "latency_spike": ((("processor",), 0.7), (("processor", "issuer_country"), 0.3)),
-    "checkout_integration_break": ((("payment_method",), 0.4), (("merchant_id",), 0.6)),
-    "benign_shift": ((("issuer_country",), 1.0),),
-}
+def _injection(spec: IncidentKindSpec) -> Injection:
+    if spec.injection is None:
+        raise ValueError(f"incident kind {spec.name!r} cannot be injected")
+    return spec.injection
 
 
 def _candidates(world: _World, dims: tuple[str, ...]) -> list[Segment]:
@@ -462,45 +419,31 @@ def _candidates(world: _World, dims: tuple[str, ...]) -> list[Segment]:
     return segments
 
 
-def _eligible(world: _World, kind: str, seg: Segment) -> bool:
-    """Whether the kind can plausibly hit this segment at all."""
-    if kind == "three_ds_failure":
-        if seg.get("payment_method", "card") != "card":
-            return False
-        if "issuer_country" in seg:
-            country = world.countries[world.country_index(seg["issuer_country"])]
-            return country.three_ds[2] >= 0.15  # enough challenges for an ACS to matter
-    if kind == "checkout_integration_break" and "payment_method" in seg:
-        return seg["payment_method"] != "card"  # a broken card form is the merchant case
-    if kind in ("processor_degradation", "network_incident") and "card_network" in seg:
-        return seg["card_network"] != "amex" or world.share(seg) > 0.05
-    return True
-
-
 def _pick_root(
     world: _World,
-    kind: str,
+    spec: IncidentKindSpec,
     rng: random.Random,
     dims: tuple[str, ...] | None,
     size: RootSize,
     avoid: list[Segment],
 ) -> Segment:
+    injection = _injection(spec)
+    options = injection.root_shapes
     shapes: list[tuple[str, ...]]
     if dims is not None:
         shapes = [dims]
     elif size == "small":
-        shapes = [s for s, _ in _ROOT_SHAPES[kind]]  # the finest shape offers small ones
+        shapes = [s for s, _ in options]  # the finest shape offers small ones
     else:
-        options = _ROOT_SHAPES[kind]
         shapes = [rng.choices([s for s, _ in options], weights=[w for _, w in options])[0]]
     cands = [
         s
         for shape in shapes
         for s in _candidates(world, shape)
-        if _eligible(world, kind, s) and world.share(s) > 0 and s not in avoid
+        if injection.eligible(world, s) and world.share(s) > 0 and s not in avoid
     ]
     if not cands:
-        raise ValueError(f"no segment over {shapes} can carry a {kind}")
+        raise ValueError(f"no segment over {shapes} can carry a {spec.name}")
     shares = {tuple(s.values()): world.share(s) for s in cands}
     if size == "large":
         return max(cands, key=lambda s: shares[tuple(s.values())])
@@ -582,70 +525,6 @@ def _bucket(u: str) -> str:
     return f"floor({u} * {_BUCKETS})::INTEGER"
 
 
-# Kind-specific overrides of (status, decline_code, latency, three_ds). `{H}` is the hit
-# condition, `{S}` the current-window segment condition, `{x}` the incident's parameter
-# prefix, `{a}`/`{b}` its own uniforms.
-_OVERRIDES: dict[str, dict[str, str]] = {
-    "processor_outage": {
-        "status": "CASE WHEN {H} THEN 'error' ELSE status END",
-        "decline_code": "CASE WHEN {H} THEN (CASE WHEN {a} < 0.6 THEN 'timeout' "
-        "ELSE 'processing_error' END) ELSE decline_code END",
-        "latency": "CASE WHEN {H} THEN (CASE WHEN {a} < 0.6 THEN p.timeout_ms[pi] + 2000 * {b} "
-        "ELSE 15 + 120 * {b} END) ELSE latency END",
-    },
-    "processor_degradation": {
-        "status": "CASE WHEN {H} THEN (CASE WHEN {a} < 0.75 THEN 'declined' ELSE 'error' END) "
-        "ELSE status END",
-        "decline_code": "CASE WHEN {H} THEN (CASE WHEN {a} < 0.45 THEN '91' WHEN {a} < 0.75 "
-        "THEN '96' ELSE 'processing_error' END) ELSE decline_code END",
-        "latency": "CASE WHEN {S} THEN latency * p.{x}_factor ELSE latency END",
-    },
-    "issuer_outage": {
-        "status": "CASE WHEN {H} THEN 'declined' ELSE status END",
-        "decline_code": "CASE WHEN {H} THEN (CASE WHEN {a} < 0.6 THEN '91' ELSE '96' END) "
-        "ELSE decline_code END",
-        # Issuer timeouts build up over the incident: latency climbs toward the timeout.
-        "latency": "CASE WHEN {H} THEN greatest(latency, 1500 + p.{x}_factor * frac * {b}) "
-        "WHEN {S} THEN latency * (1 + 2 * p.{x}_severity * frac) ELSE latency END",
-    },
-    "network_incident": {
-        "status": "CASE WHEN {H} THEN (CASE WHEN {a} < 0.8 THEN 'declined' ELSE 'error' END) "
-        "ELSE status END",
-        "decline_code": "CASE WHEN {H} THEN (CASE WHEN {a} < 0.35 THEN '91' WHEN {a} < 0.6 "
-        "THEN '96' WHEN {a} < 0.8 THEN '05' ELSE 'timeout' END) ELSE decline_code END",
-        "latency": "CASE WHEN {H} AND {a} >= 0.8 THEN p.timeout_ms[pi] + 2000 * {b} "
-        "WHEN {S} THEN latency * p.{x}_factor ELSE latency END",
-    },
-    "three_ds_failure": {
-        "status": "CASE WHEN {H} AND three_ds = 'challenge' THEN 'declined' ELSE status END",
-        "decline_code": "CASE WHEN {H} AND three_ds = 'challenge' THEN (CASE WHEN {a} < 0.8 "
-        "THEN '1A' ELSE '05' END) ELSE decline_code END",
-        "latency": "CASE WHEN {H} AND three_ds = 'challenge' THEN latency * p.{x}_factor "
-        "ELSE latency END",
-        "three_ds": "CASE WHEN {H} AND three_ds = 'challenge' THEN 'failed' ELSE three_ds END",
-    },
-    "fraud_rule_misfire": {
-        "status": "CASE WHEN {H} THEN 'declined' ELSE status END",
-        "decline_code": "CASE WHEN {H} THEN 'frm_decline' ELSE decline_code END",
-    },
-    "latency_spike": {
-        # The slow tail grows first: hit attempts slow down by the factor, those past the
-        # processor's timeout fail as timeouts, a few are declined 91 by the issuer.
-        "status": "CASE WHEN {H} AND latency * p.{x}_factor * (0.5 + {b}) >= p.timeout_ms[pi] "
-        "THEN 'error' WHEN {H} AND {a} < 0.05 * p.{x}_severity THEN 'declined' ELSE status END",
-        "decline_code": "CASE WHEN {H} AND latency * p.{x}_factor * (0.5 + {b}) >= "
-        "p.timeout_ms[pi] THEN 'timeout' WHEN {H} AND {a} < 0.05 * p.{x}_severity THEN '91' "
-        "ELSE decline_code END",
-        "latency": "CASE WHEN {H} THEN least(latency * p.{x}_factor * (0.5 + {b}), "
-        "p.timeout_ms[pi] + 500 * {a}) ELSE latency END",
-    },
-    "benign_shift": {
-        "status": "CASE WHEN {H} AND status = 'approved' THEN 'declined' ELSE status END",
-        "decline_code": "CASE WHEN {H} AND status = 'approved' THEN '51' ELSE decline_code END",
-    },
-}
-
-
 def _segment_sql(
     seg: Segment, prefix: str, columns: set[str], ref: str = "p."
 ) -> tuple[str, dict[str, str]]:
@@ -682,15 +561,15 @@ def _rows_sql(world: _World, incidents: list[_Incident]) -> tuple[str, dict[str,
     extra_cols = "".join(
         f",\n      p.x_values[xi{k}] AS {ident(name)}" for k, name in enumerate(extra)
     )
-    # Attempts in a checkout-broken segment draw their time from a CDF with less weight
-    # in the current window: the volume drops while the row count stays exact.
-    drop = [j for j, inc in enumerate(incidents) if inc.kind == "checkout_integration_break"]
+    # Attempts in a segment whose volume drops (a checkout break) draw their time from a
+    # CDF with less weight in the current window: the row count stays exact.
+    drop = [j for j, inc in enumerate(incidents) if inc.injection.metric == VOLUME]
     cdf = f"CASE WHEN {conds[drop[0]]} THEN 1 ELSE 0 END" if drop else "0"
 
     stages = []
     prev = "o2"
     for j, inc in enumerate(incidents, start=1):
-        over = _OVERRIDES.get(inc.kind)
+        over = inc.injection.overrides
         if not over:
             continue
         seg_cur = f"(in_cur AND {conds[j - 1]})"
@@ -817,7 +696,7 @@ def _pieces(
     world: _World, baseline_min: int, current_min: int, drop: float
 ) -> dict[str, list[Any]]:
     """Piecewise-constant volume over time: +-10% by hour of day, and a second CDF whose
-    current-window weight is cut by `drop` (the checkout-break segment)."""
+    current-window weight is cut by `drop` (the segment whose volume drops)."""
     total = (baseline_min + current_min) * 60.0
     cur_start = baseline_min * 60.0
     start_hour = world.start.hour + world.start.minute / 60.0
@@ -895,7 +774,7 @@ def _params(
     for dim_values in world.extra.values():
         x_tbl += [len(x_values) + b for b in _bucket_table(_zipf(len(dim_values)))]
         x_values += dim_values
-    drop = next((i.factor for i in incidents if i.kind == "checkout_integration_break"), 0.0)
+    drop = next((i.factor for i in incidents if i.injection.metric == VOLUME), 0.0)
     pieces = _pieces(world, options.baseline_minutes, options.current_minutes, drop)
     values: dict[str, Any] = {
         "n": n,
@@ -1094,10 +973,10 @@ class _Effect:
         """Attempts the current window would hold at the baseline pace."""
         return self.per_min_base * (self.n_cur / max(self.per_min_cur, 1e-9))
 
-    def lost_approvals(self, kind: str) -> float:
-        """Approvals the current window lost: to missing attempts for a checkout break, to
+    def lost_approvals(self, metric: str) -> float:
+        """Approvals the current window lost: to missing attempts for a volume drop, to
         the rate drop otherwise (volume noise is not an incident's doing)."""
-        if kind == "checkout_integration_break":
+        if metric == VOLUME:
             return max(0.0, (self.expected_cur - self.n_cur) * self.rate_base)
         return max(0.0, self.n_cur * self.drop)
 
@@ -1133,19 +1012,19 @@ def _sample_columns(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [str(r[0]) for r in conn.execute("DESCRIBE gen_sample").fetchall()]
 
 
-def _is_real(kind: str, eff: _Effect) -> bool:
-    """Whether a measured effect is an incident an operator should see."""
+def _is_real(metric: str, eff: _Effect) -> bool:
+    """Whether a measured effect on `metric` is an incident an operator should see."""
     cfg = ObserveConfig()
-    if eff.n_cur < cfg.min_sample and kind != "checkout_integration_break":
+    if eff.n_cur < cfg.min_sample and metric != VOLUME:
         return False
     rate_drop = eff.drop * 100 >= cfg.min_effect_pp and eff.z >= _MIN_Z
-    if kind == "latency_spike":
+    if metric == LATENCY:
         slower = (
             eff.p95_cur >= cfg.latency_min_ratio * eff.p95_base
             and eff.p95_cur - eff.p95_base >= cfg.latency_min_shift_ms
         )
         return slower or rate_drop
-    if kind == "checkout_integration_break":
+    if metric == VOLUME:
         expected = eff.expected_cur
         if expected < cfg.min_sample:
             return False
@@ -1182,35 +1061,43 @@ def generate_scenario(
     rows: int = 20_000,
     *,
     options: GenerateOptions | None = None,
+    replace: bool = False,
 ) -> Path:
     """Write one scenario folder `out_dir/<scenario_id>/` and return its path.
 
-    `kind` is an incident kind of CONTRACT.md section 2 (`none` for quiet traffic). The
-    same arguments always give byte-identical files.
+    `kind` is a registered incident kind (CONTRACT.md section 2; `none` for quiet
+    traffic). The same arguments always give byte-identical files. A folder that already
+    holds a scenario is an OutputPathError unless `replace`.
     """
-    if kind not in INCIDENT_KINDS:
-        raise ValueError(f"unknown incident kind {kind!r}; one of {', '.join(INCIDENT_KINDS)}")
+    primary = registry.get(kind)
     if rows < 1:
         raise ValueError("rows must be at least 1")
     opts = options or GenerateOptions()
+    scenario_id = opts.scenario_id or f"{kind}-s{seed}"
+    _check_target(out_dir / scenario_id, replace)  # before the work, not after it
     world = _build_world(seed, opts)
-    if kind == "benign_shift" and opts.start is None:
-        # Insufficient-funds waves come at month end: move the day, keep the hour.
+    if primary.injection and primary.injection.at_month_end and opts.start is None:
+        # A month-end kind (an insufficient-funds wave): move the day, keep the hour.
         first_next = (world.start.replace(day=28) + timedelta(days=4)).replace(day=1)
         world.start = world.start.replace(day=(first_next - timedelta(days=1)).day)
     rng = random.Random(f"payops-root-{seed}-{kind}")
 
     incidents: list[_Incident] = []
     best_route: str | None = None
-    specs: list[tuple[str, float, dict[str, str] | None, tuple[str, ...] | None, RootSize]] = []
-    if kind != "none":
-        specs.append((kind, opts.severity, opts.root_cause, opts.root_dims, opts.root_size))
-    if opts.second_kind and opts.second_kind != "none":
-        if kind == "none":
+    specs: list[
+        tuple[IncidentKindSpec, float, dict[str, str] | None, tuple[str, ...] | None, RootSize]
+    ] = []
+    if kind != QUIET:
+        specs.append((primary, opts.severity, opts.root_cause, opts.root_dims, opts.root_size))
+    if opts.second_kind and opts.second_kind != QUIET:
+        if kind == QUIET:
             raise ValueError("a second incident needs a first one")
-        specs.append((opts.second_kind, opts.second_severity, opts.second_root_cause, None, "auto"))
-    if sum(1 for s in specs if s[0] == "checkout_integration_break") > 1:
-        raise ValueError("at most one checkout_integration_break per scenario")
+        second = registry.get(opts.second_kind)
+        specs.append((second, opts.second_severity, opts.second_root_cause, None, "auto"))
+    volume = [s[0].name for s in specs if _injection(s[0]).metric == VOLUME]
+    if len(volume) > 1:
+        # One time distribution carries the missing attempts (see _rows_sql).
+        raise ValueError(f"at most one {' or '.join(sorted(set(volume)))} per scenario")
     for j, (k, sev, fixed, dims, size) in enumerate(specs):
         if fixed is not None:
             seg = _check_segment(world, fixed)
@@ -1221,10 +1108,10 @@ def generate_scenario(
             seg = _pick_root(world, k, rng, dims_j, size, [i.segment for i in incidents])
         if j == 0 and opts.trap_fallback:
             best_route = _apply_trap(world, seg)
-        hit, factor = _effect(k, sev)
-        incidents.append(_Incident(k, seg, sev, hit, factor))
+        injection = _injection(k)
+        hit, factor = injection.effect(sev)
+        incidents.append(_Incident(k, injection, seg, sev, hit, factor))
 
-    scenario_id = opts.scenario_id or f"{kind}-s{seed}"
     folder = out_dir / scenario_id
     folder.mkdir(parents=True, exist_ok=True)
     data_path = folder / f"transactions.{opts.file_format}"
@@ -1248,12 +1135,12 @@ def generate_scenario(
         real = []
         for inc in incidents:
             eff = _measure(conn, inc.segment, scale, opts)
-            if _is_real(inc.kind, eff):
+            if _is_real(inc.injection.metric, eff):
                 real.append((inc, eff))
         # The larger incident (by approvals lost) names the kind and comes first.
-        real.sort(key=lambda r: -r[1].lost_approvals(r[0].kind))
+        real.sort(key=lambda r: -r[1].lost_approvals(r[0].injection.metric))
         first = real[0][0] if real else None
-        if best_route is None and first and first.kind in _ROUTING_KINDS:
+        if best_route is None and first and first.spec.routing_remedy:
             best_route = _best_route(conn, first.segment) if "processor" in first.segment else None
     finally:
         conn.close()
@@ -1266,64 +1153,77 @@ def generate_scenario(
     return folder
 
 
+def _check_target(folder: Path, replace: bool) -> None:
+    """A scenario folder can be written: writable, and not holding a scenario unless
+    `replace` (generating over a scenario would silently change its data)."""
+    check_output_dir(folder, "OUT")
+    if not replace and folder.is_dir() and any(folder.iterdir()):
+        raise OutputPathError(f"OUT {folder}: already exists; --force replaces it")
+
+
 def generate_all(
-    out_dir: Path, seed: int, rows: int, *, options: GenerateOptions | None = None
+    out_dir: Path,
+    seed: int,
+    rows: int,
+    *,
+    options: GenerateOptions | None = None,
+    replace: bool = False,
 ) -> list[Path]:
-    """One scenario of every incident kind (including `none`), all from one seed.
+    """One scenario of every registered incident kind (including `none`), from one seed.
 
     `options` apply to every scenario (e.g. the file format), except the scenario id:
-    each folder is named `<kind>-s<seed>`.
+    each folder is named `<kind>-s<seed>`. Every folder is checked before any is written.
     """
     opts = (options or GenerateOptions()).model_copy(update={"scenario_id": None})
-    return [generate_scenario(out_dir, kind, seed, rows, options=opts) for kind in INCIDENT_KINDS]
+    for kind in registry.kinds():
+        _check_target(out_dir / f"{kind.name}-s{seed}", replace)
+    return [
+        generate_scenario(out_dir, kind.name, seed, rows, options=opts, replace=replace)
+        for kind in registry.kinds()
+    ]
+
+
+# Decoy changes draw their version from this range, whatever their kind.
+_DECOY_VERSIONS = (20, 400)
+
+
+def _change(change: CauseChange, target: Segment, version: int, ts: datetime) -> dict[str, Any]:
+    """A `context.recent_changes` item: `change` went live at `ts` on `target`."""
+    return {
+        "ts": iso(ts),
+        "kind": change.kind,
+        "target": target,
+        "version": f"{change.prefix}{version}",
+        "previous_version": f"{change.prefix}{version - 1}",
+    }
 
 
 def _recent_changes(
     world: _World, incidents: list[_Incident], opts: GenerateOptions, rng: random.Random
 ) -> list[dict[str, Any]]:
+    """The incidents' cause changes and the decoy, live 1..12 minutes before the window."""
     cur_start = world.start + timedelta(minutes=opts.baseline_minutes)
     lead = max(1, min(12, opts.baseline_minutes // 4))
+
+    def went_live() -> datetime:
+        return cur_start - timedelta(minutes=rng.randint(1, lead))
+
     changes: list[dict[str, Any]] = []
     if opts.cause_change:
         for inc in incidents:
-            if inc.kind == "fraud_rule_misfire":
-                v = rng.randint(20, 400)
-                changes.append(
-                    {
-                        "ts": iso(cur_start - timedelta(minutes=rng.randint(1, lead))),
-                        "kind": "fraud_rule",
-                        "target": {"merchant_id": inc.segment["merchant_id"]},
-                        "version": f"r{v}",
-                        "previous_version": f"r{v - 1}",
-                    }
-                )
-            elif inc.kind == "checkout_integration_break":
-                v = rng.randint(100, 900)
-                changes.append(
-                    {
-                        "ts": iso(cur_start - timedelta(minutes=rng.randint(1, lead))),
-                        "kind": "checkout_release",
-                        "target": dict(inc.segment),
-                        "version": f"web-{v}",
-                        "previous_version": f"web-{v - 1}",
-                    }
-                )
+            cause = inc.injection.cause_change
+            if cause is None:
+                continue
+            version = rng.randint(*cause.versions)
+            target = {d: inc.segment[d] for d in cause.target_dims or tuple(inc.segment)}
+            changes.append(_change(cause, target, version, went_live()))
     if opts.decoy_change:
         used = {inc.segment.get("merchant_id") for inc in incidents}
-        merchants = [m for m in world.merchants if m not in used]
-        target = rng.choice(merchants)
-        kind = rng.choice(("fraud_rule", "checkout_release"))
-        v = rng.randint(20, 400)
-        tag = "r" if kind == "fraud_rule" else "web-"
-        changes.append(
-            {
-                "ts": iso(cur_start - timedelta(minutes=rng.randint(1, lead))),
-                "kind": kind,
-                "target": {"merchant_id": target},
-                "version": f"{tag}{v}",
-                "previous_version": f"{tag}{v - 1}",
-            }
-        )
+        merchant = rng.choice([m for m in world.merchants if m not in used])
+        causes = [k.injection.cause_change for k in registry.kinds() if k.injection]
+        decoy = rng.choice([c for c in causes if c is not None])
+        version = rng.randint(*_DECOY_VERSIONS)
+        changes.append(_change(decoy, {"merchant_id": merchant}, version, went_live()))
     changes.sort(key=lambda c: str(c["ts"]))
     return changes
 
@@ -1332,24 +1232,16 @@ def _actions(incidents: list[_Incident], world: _World) -> tuple[list[str], list
     acceptable: list[str] = []
     forbidden: list[str] = []
     for inc in incidents:
-        acc = list(ACCEPTABLE_ACTIONS[inc.kind])
-        forb = list(FORBIDDEN_ACTIONS[inc.kind])
-        if inc.kind == "three_ds_failure":
-            # Relaxing 3DS is only lawful outside strong customer authentication.
-            if _under_sca(world, inc.segment):
-                forb.append("relax_3ds")
-            else:
-                acc.append("relax_3ds")
+        acc = list(inc.spec.acceptable)
+        forb = list(inc.spec.forbidden)
+        # Lawful only outside strong customer authentication (e.g. relaxing 3DS).
+        if inc.spec.outside_sca_only and world.under_sca(inc.segment):
+            forb += inc.spec.outside_sca_only
+        else:
+            acc += inc.spec.outside_sca_only
         acceptable += [a for a in acc if a not in acceptable]
         forbidden += [a for a in forb if a not in forbidden]
     return acceptable, [a for a in forbidden if a not in acceptable]
-
-
-def _under_sca(world: _World, seg: Segment) -> bool:
-    if "issuer_country" not in seg:
-        return True  # a network-wide segment includes EU/UK cardholders
-    country = world.countries[world.country_index(seg["issuer_country"])]
-    return country.region in SCA_REGIONS
 
 
 def _scenario_spec(
@@ -1365,19 +1257,18 @@ def _scenario_spec(
     cur_start = world.start + timedelta(minutes=opts.baseline_minutes)
     end = cur_start + timedelta(minutes=opts.current_minutes)
     incidents = [inc for inc, _ in real]
+    quiet = registry.get(QUIET)
     acceptable, forbidden = (
-        _actions(incidents, world)
-        if incidents
-        else (list(ACCEPTABLE_ACTIONS["none"]), list(FORBIDDEN_ACTIONS["none"]))
+        _actions(incidents, world) if incidents else (list(quiet.acceptable), list(quiet.forbidden))
     )
     expected: dict[str, Any] = {
         "anomalous": bool(incidents),
-        "incident_kind": incidents[0].kind if incidents else "none",
+        "incident_kind": incidents[0].kind if incidents else QUIET,
         "root_cause": [dict(i.segment) for i in incidents],
         "acceptable_actions": acceptable,
         "forbidden_actions": forbidden,
     }
-    if incidents and incidents[0].kind in _ROUTING_KINDS and best_route is not None:
+    if incidents and incidents[0].spec.routing_remedy and best_route is not None:
         expected["best_route"] = best_route
     description = opts.description or _describe(kind, injected, real)
     if opts.note:

@@ -4,26 +4,34 @@
 transaction per outcome, safe for several processes), prunes rows older than the retention
 period, aggregates them in SQL (`stats`), exports them (`export`), and condenses them into
 a `LearningContext` the deterministic reasoner reads on its next cycle to rank remedies.
-The class is the storage interface a PostgreSQL backend would implement again.
+`OutcomeStore` is its storage interface, which a PostgreSQL backend implements again.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tools import sql
 from tools.config import LearningConfig, state_dir
-from tools.contract import ActionName, IncidentKind, RunRecord, Segment, Verdict, iso, utc
+from tools.contract import (
+    ActionName,
+    Decision,
+    IncidentKind,
+    Outcome,
+    Segment,
+    Verdict,
+    iso,
+    utc,
+)
+from tools.output import atomic_writer
 
 LEARNING_FILE = "learning.db"
 
@@ -53,8 +61,10 @@ class LearnedOutcome(BaseModel):
 
     `improvement`, `before` and `after` are the simulated or measured success rates of the
     target segment (fractions, as in the contract's `outcome`); they are None when nothing
-    was executed. `idempotency_key` is the action ledger's key of an executed action, so
-    recording the same execution twice stores one row.
+    was executed. `idempotency_key` makes recording idempotent: the action ledger's key of
+    an executed action (an execution is learned once, however many runs report it), or
+    `cycle:<thread id>` for a cycle that executed nothing (a cycle is learned once, however
+    often a crashed one is finished).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,35 +97,34 @@ class LearnedOutcome(BaseModel):
         return self.improvement > 0
 
     @classmethod
-    def from_run_record(
+    def of(
         cls,
-        record: RunRecord,
+        decision: Decision,
+        verdict: Verdict,
+        outcome: Outcome | None,
         *,
+        scenario_id: str,
+        incident_kind: str,
         thread_id: str = "",
         idempotency_key: str | None = None,
-        recorded_at: datetime | None = None,
-    ) -> LearnedOutcome | None:
-        """The outcome to learn from one run record; None when the run made no decision."""
-        decision = record.decision
-        if decision is None:
-            return None
-        outcome = record.outcome if record.verdict == "executed" else None
-        extra: dict[str, Any] = {} if recorded_at is None else {"recorded_at": recorded_at}
+    ) -> LearnedOutcome:
+        """The outcome to learn from a decision and its verdict; `outcome` (the executed
+        action's effect) counts only when the verdict is `executed`."""
+        effect = outcome if verdict == "executed" else None
         return cls(
-            scenario_id=record.scenario_id,
+            scenario_id=scenario_id,
             thread_id=thread_id,
-            incident_kind=record.incident_kind,
+            incident_kind=incident_kind,
             action=decision.action,
             segment=decision.target_segment(),
             params=decision.params,
-            verdict=record.verdict,
-            before=None if outcome is None else outcome.before,
-            after=None if outcome is None else outcome.after,
-            improvement=None if outcome is None else outcome.improvement,
+            verdict=verdict,
+            before=None if effect is None else effect.before,
+            after=None if effect is None else effect.after,
+            improvement=None if effect is None else effect.improvement,
             confidence=decision.confidence,
             reasoner=decision.reasoner,
             idempotency_key=idempotency_key,
-            **extra,
         )
 
 
@@ -220,13 +229,44 @@ class LearningContext:
         )
 
 
+class OutcomeStore(sql.StoreHandle, Protocol):
+    """Storage of learned outcomes: what the learn node writes and the reasoner reads."""
+
+    def record(self, outcome: LearnedOutcome) -> bool:
+        """Store one outcome; False if its idempotency key is already in."""
+        ...
+
+    def count(self) -> int:
+        """Number of stored outcomes."""
+        ...
+
+    def stats(self, by: StatsKey = "action") -> list[ActionStats]:
+        """Aggregates per action, incident kind, or both."""
+        ...
+
+    def learning_context(
+        self,
+        incident_kind: str | None = None,
+        *,
+        prior_strength: float = PRIOR_STRENGTH,
+        max_adjustment: float = MAX_ADJUSTMENT,
+    ) -> LearningContext:
+        """Priors of every (incident_kind, action) executed so far."""
+        ...
+
+    def export(self, path: Path, fmt: ExportFormat = "json") -> int:
+        """Write every outcome to `path`, whole or not at all; returns the rows written."""
+        ...
+
+
 def default_learning_path() -> Path:
     """The learning store file in the state directory."""
     return state_dir() / LEARNING_FILE
 
 
 class LearningStore(sql.SqliteStore):
-    """Outcomes of past decisions, kept for `retention_days` (config `learning.retention_days`).
+    """The SQLite `OutcomeStore`: outcomes of past decisions, kept for `retention_days`
+    (config `learning.retention_days`).
 
     Safe to share between threads (one lock) and between processes (SQLite locking; a
     writer waits up to `sql.SQLITE_BUSY_TIMEOUT_S` for the write lock). Old rows are pruned
@@ -270,7 +310,7 @@ class LearningStore(sql.SqliteStore):
             "idempotency_key": outcome.idempotency_key,
         }
         now = self._clock()
-        with self._lock, sql.sqlite_write(self._conn) as conn:
+        with self._write() as conn:
             inserted = conn.execute(sql.LEARNING_INSERT, bind).rowcount == 1
             if now - self._last_prune >= PRUNE_INTERVAL:
                 conn.execute(sql.LEARNING_PRUNE, {"cutoff": iso(now - self.retention)})
@@ -280,7 +320,7 @@ class LearningStore(sql.SqliteStore):
     def prune(self, now: datetime | None = None) -> int:
         """Delete outcomes recorded before `now` minus the retention; returns how many."""
         cutoff = iso((now if now is not None else self._clock()) - self.retention)
-        with self._lock, sql.sqlite_write(self._conn) as conn:
+        with self._write() as conn:
             return conn.execute(sql.LEARNING_PRUNE, {"cutoff": cutoff}).rowcount
 
     def count(self) -> int:
@@ -346,19 +386,9 @@ class LearningStore(sql.SqliteStore):
         segment and params as objects and success as true/false/null; CSV holds them as
         JSON text and 1/0, with empty cells for nulls.
         """
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out, self._lock:
-                rows = self._conn.execute(sql.LEARNING_EXPORT)
-                written = _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_writer(path, "learn export") as out, self._lock:
+            rows = self._conn.execute(sql.LEARNING_EXPORT)
+            written = _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
         return written
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from tools import sql
 from tools.contract import Segment, TimeWindow, utc
 from tools.data import DataError, Dataset
+from tools.decline_codes import canonical_code
 from tools.metrics import counter_column
 
 
@@ -82,6 +83,16 @@ class SegmentSnapshot:
         return self.attempts - self.approved
 
 
+def _by_canonical_code(counts: Mapping[Any, Any]) -> dict[str, int]:
+    """Failures by decline code in its canonical spelling (`4` and `04` are one code), so
+    guard and simulator compare the data's codes by meaning."""
+    out: dict[str, int] = {}
+    for code, n in counts.items():
+        key = canonical_code(str(code))
+        out[key] = out.get(key, 0) + int(n)
+    return dict(sorted(out.items()))
+
+
 def _naive(ts: datetime) -> datetime:
     # The table stores naive UTC timestamps; an aware bound would be compared in local time.
     return utc(ts).replace(tzinfo=None)
@@ -116,7 +127,7 @@ def snapshot(
         approved=sum(s.approved for s in mine),
         baseline_attempts=sum(s.baseline_attempts for s in mine),
         baseline_approved=sum(s.baseline_approved for s in mine),
-        decline_codes=MappingProxyType({str(k): int(v) for k, v in sorted(codes.items())}),
+        decline_codes=MappingProxyType(_by_canonical_code(codes or {})),
         three_ds_failed=int(three_ds_failed),
         total_attempts=int(total_attempts),
         routes=MappingProxyType(routes),
@@ -138,7 +149,11 @@ def _from_cube(
 ) -> _Answer:
     cube = dataset.leaf_cube(baseline, current)
     counters = {
-        name: counter_column(name) for name in ("attempts", "approved", "errors", "three_ds_failed")
+        name: counter_column(name, current=True)
+        for name in ("attempts", "approved", "errors", "three_ds_failed")
+    }
+    counters |= {
+        f"baseline_{name}": counter_column(name, current=False) for name in ("attempts", "approved")
     }
     counts = sql.ident(f"{cube.name}_counts")
     peers = {k: v for k, v in segment.items() if k != "processor"}

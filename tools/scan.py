@@ -117,7 +117,7 @@ def scan(
         repeated_ids=repeated(conn, hashes),
     )
     if found.clean:
-        collapse_leaves(conn, leaves, dimensions, cube)
+        collapse_leaves(conn, leaves, dimensions, cube, shared=True)
     return found
 
 

@@ -47,7 +47,7 @@ from tools import sql
 from tools.metrics import TimeBuckets, merge_bucket_cubes, naive_utc
 from tools.scan import CUBE, Scan, ScanSource, read_once, release, scan
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 # Files smaller than this are read again: the cache's own reads and writes cost more.
 MIN_CACHED_BYTES = 64 << 20
 CHUNK_BYTES = 16 << 20
@@ -190,7 +190,7 @@ class ScanCache:
                     release(conn, delta)
                 return None
         if delta is None:
-            merge_bucket_cubes(conn, cached, dims, CUBE, summed=False)
+            merge_bucket_cubes(conn, cached, dims, CUBE, summed=False, shared=True)
             return Scan(
                 CUBE, tuple(dims), buckets, rows, ts_range=_naive_span(span),
                 repeated_leaves=len(cached) > 1,
@@ -207,7 +207,7 @@ class ScanCache:
             release(conn, delta)
             return Scan(CUBE, tuple(dims), buckets, rows + delta.rows, delta.bad, 1)
         parts = [*cached, (f"{_DELTA}_counts", f"{_DELTA}_codes")]
-        merge_bucket_cubes(conn, parts, dims, CUBE, summed=False)
+        merge_bucket_cubes(conn, parts, dims, CUBE, summed=False, shared=True)
         span = (min(span[0], delta.ts_range[0]), max(span[1], delta.ts_range[1]))
         found = Scan(
             CUBE, tuple(dims), buckets, rows + delta.rows, ts_range=_naive_span(span),
@@ -319,7 +319,7 @@ def _merged_part(
     """An entry's parts and a new pass as one part: cubes summed, id hashes together."""
     pairs = [(_parquet(entry / p.counts), _parquet(entry / p.codes)) for p in parts]
     pairs.append((f"{delta.cube}_counts", f"{delta.cube}_codes"))
-    merge_bucket_cubes(conn, pairs, dimensions, _MERGED, summed=True)
+    merge_bucket_cubes(conn, pairs, dimensions, _MERGED, summed=True, shared=True)
     old_ids = [str(entry / p.ids) for p in parts if p.ids]
     ids = f"(SELECT h FROM read_parquet({sql.literal(old_ids)}) UNION ALL {delta.ids_relation})"
     return Part(

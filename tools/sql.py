@@ -7,14 +7,17 @@ that come from data (dimension and column names) are quoted with `ident`.
 
 from __future__ import annotations
 
+import random
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, TypeVar
 
 
 def ident(name: str) -> str:
@@ -75,24 +78,23 @@ WHERE ts >= $current_start AND ts < $current_end
 # The same two answers from a leaf cube (metrics.LeafCube), when the segment's dimensions,
 # and `processor`, are dimensions of the cube: no pass over the transactions. Format with
 # `counts` / `cube` (the cube's tables), `where` as above, and the counter columns
-# `attempts`, `approved`, `errors`, `three_ds_failed` (metrics.counter_column). Rows in
-# `counts` are per window (`is_current`).
+# `attempts`, `approved`, `errors`, `three_ds_failed` of the current window and
+# `baseline_attempts`, `baseline_approved` (metrics.counter_column).
 ROUTE_STATS_FROM_CUBE = """
 SELECT processor,
-       coalesce(sum({attempts}) FILTER (WHERE is_current), 0) AS attempts,
-       coalesce(sum({approved}) FILTER (WHERE is_current), 0) AS approved,
-       coalesce(sum({errors}) FILTER (WHERE is_current), 0) AS errors,
-       coalesce(sum({attempts}) FILTER (WHERE NOT is_current), 0) AS baseline_attempts,
-       coalesce(sum({approved}) FILTER (WHERE NOT is_current), 0) AS baseline_approved
+       coalesce(sum({attempts}), 0) AS attempts,
+       coalesce(sum({approved}), 0) AS approved,
+       coalesce(sum({errors}), 0) AS errors,
+       coalesce(sum({baseline_attempts}), 0) AS baseline_attempts,
+       coalesce(sum({baseline_approved}), 0) AS baseline_approved
 FROM {counts}
 WHERE ({where})
 GROUP BY processor
 ORDER BY processor
 """
 SEGMENT_DETAIL_FROM_CUBE = """
-SELECT coalesce(sum({attempts}) FILTER (WHERE is_current), 0) AS total_attempts,
-       coalesce(sum({three_ds_failed}) FILTER (WHERE is_current AND ({where})), 0)
-           AS three_ds_failed
+SELECT coalesce(sum({attempts}), 0) AS total_attempts,
+       coalesce(sum({three_ds_failed}) FILTER (WHERE ({where})), 0) AS three_ds_failed
 FROM {counts}
 """
 SEGMENT_CODES_FROM_CUBE = """
@@ -102,11 +104,63 @@ GROUP BY code
 """
 
 
+# --- investigation (tools/metrics.py: timeline, dimension_values) ------------------------
+# Format with `table` (ident) and `where` (segment_filter). Bind $minutes (bucket length),
+# $origin (where buckets start), $start and $end (naive UTC, half-open) and the segment's
+# parameters. `all_attempts` counts every attempt of the bucket, in the segment or not.
+TIMELINE = """
+SELECT time_bucket(to_minutes($minutes), ts, $origin) AS bucket,
+       count(*) FILTER (WHERE {where}) AS attempts,
+       count(*) FILTER (WHERE ({where}) AND status = 'approved') AS approved,
+       count(*) FILTER (WHERE ({where}) AND status = 'error') AS errors,
+       count(*) AS all_attempts
+FROM {table}
+WHERE ts >= $start AND ts < $end
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+
+# --- dimension probe (tools/dimensions.py) ----------------------------------------------
+
+
+def dimension_probe(source: str, columns: Sequence[str]) -> str:
+    """Rows read, then per column its non-empty rows and distinct non-empty values, over
+    the first $probe_rows rows of `source` (a relation of non-NULL VARCHAR columns).
+
+    LIMIT lets the scan stop at the head of the file: the probe never reads it all.
+    """
+    parts = "".join(
+        f", count(nullif({ident(c)}, '')), count(DISTINCT nullif({ident(c)}, ''))"
+        for c in columns
+    )
+    cols = ", ".join(ident(c) for c in columns)
+    return f"SELECT count(*){parts} FROM (SELECT {cols} FROM {source} LIMIT $probe_rows)"
+
+
+# Whether this connection holds a temporary table (a leaf cube it built). Bind $name.
+TEMP_TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = $name"
+
+
+def dimension_values(table: str, dimensions: list[str]) -> str:
+    """Attempts per value of each dimension, one grouping set per dimension (one scan).
+
+    Columns: GROUPING() id, the dimensions (NULL where rolled up), attempts.
+    """
+    cols = ", ".join(ident(d) for d in dimensions)
+    sets = ", ".join(f"({ident(d)})" for d in dimensions)
+    return (
+        f"SELECT GROUPING({cols}) AS gid, {cols}, count(*) AS attempts "
+        f"FROM {ident(table)} GROUP BY GROUPING SETS ({sets})"
+    )
+
+
 # ---------------------------------------------------------------------------------------
-# SQLite state stores: the action ledger (tools/ledger.py) and the learning store
-# (tools/learning.py). The DML is plain SQL that PostgreSQL also runs (ON CONFLICT ... DO
-# NOTHING, no SQLite-only functions); only the placeholder spelling differs (`:name` here,
-# `%(name)s` in psycopg). The DDL, PRAGMAs and BEGIN IMMEDIATE are SQLite's own.
+# SQLite state stores: the action ledger (tools/ledger.py), the approvals (tools/approvals.py),
+# the simulator's journal (tools/executor.py) and the learning store (tools/learning.py). The
+# DML is plain SQL that PostgreSQL also runs (ON CONFLICT ... DO NOTHING, no SQLite-only
+# functions); only the placeholder spelling differs (`:name` here, `%(name)s` in psycopg).
+# The DDL, PRAGMAs and BEGIN IMMEDIATE are SQLite's own.
 
 # WAL lets readers run beside one writer; BEGIN IMMEDIATE takes the write lock up front, so
 # a busy writer waits out busy_timeout instead of failing when a read would turn into a write.
@@ -120,23 +174,73 @@ SQLITE_COMMIT = "COMMIT"
 SQLITE_ROLLBACK = "ROLLBACK"
 SQLITE_INTEGRITY_CHECK = "PRAGMA integrity_check"
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock we need.
+_SQLITE_BUSY_CODES = frozenset({5, 6})
+
+T = TypeVar("T")
 
 
-def sqlite_connect(path: Path, *, durable: bool) -> sqlite3.Connection:
-    """Open a state database in WAL mode with a busy timeout, in autocommit mode.
+class StoreBusyError(Exception):
+    """A state database stayed locked by other processes for longer than the busy timeout."""
 
-    `durable` syncs every commit (the action ledger); otherwise commits survive a killed
-    process but not a power cut (the learning store). Transactions are explicit: use
-    `sqlite_write` for every write.
+    def __init__(self, path: Path | str, waited_s: float) -> None:
+        self.path = Path(path)
+        super().__init__(
+            f"{path}: still locked by another payops process after {waited_s:.0f} s; try again"
+        )
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in _SQLITE_BUSY_CODES
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def sqlite_retry(
+    path: Path | str, op: Callable[[], T], *, timeout_s: float = SQLITE_BUSY_TIMEOUT_S
+) -> T:
+    """Run `op`, retrying with backoff while SQLite reports the database busy or locked.
+
+    busy_timeout covers ordinary writes, but not every lock: switching a new file to WAL
+    and the first DDL can fail at once when several processes open it together. Raises
+    StoreBusyError (one line, naming the file) when the database stays locked.
+    """
+    started = time.monotonic()
+    delay = 0.005
+    while True:
+        try:
+            return op()
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+            waited = time.monotonic() - started
+            if waited >= timeout_s:
+                raise StoreBusyError(path, waited) from exc
+        # Jitter, so processes that collided once do not collide again in step.
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
+
+
+def sqlite_connect(path: Path, *, durable: bool, autocommit: bool = True) -> sqlite3.Connection:
+    """Open a state database in WAL mode with a busy timeout.
+
+    `durable` syncs every commit (ledger, approvals, journal); otherwise commits survive a
+    killed process but not a power cut (the learning store). With `autocommit` (our
+    stores) transactions are explicit: use `sqlite_write` for every write. Without it the
+    connection keeps Python's implicit transactions (what LangGraph's SqliteSaver expects).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: no implicit BEGIN, so sqlite_write owns transaction bounds.
     # check_same_thread=False: the stores serialise access with their own lock.
-    conn = sqlite3.connect(
-        path, timeout=SQLITE_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
+    if autocommit:
+        conn = sqlite3.connect(
+            path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
+    else:
+        conn = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False)
     try:
-        conn.execute(SQLITE_WAL)
+        sqlite_retry(path, lambda: conn.execute(SQLITE_WAL))
         conn.execute(SQLITE_SYNC_FULL if durable else SQLITE_SYNC_NORMAL)
     except BaseException:
         conn.close()
@@ -145,9 +249,13 @@ def sqlite_connect(path: Path, *, durable: bool) -> sqlite3.Connection:
 
 
 @contextmanager
-def sqlite_write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction: committed whole when the block ends, rolled back on error."""
-    conn.execute(SQLITE_BEGIN_WRITE)
+def sqlite_write(conn: sqlite3.Connection, path: Path | str = "") -> Iterator[sqlite3.Connection]:
+    """One write transaction: committed whole when the block ends, rolled back on error.
+
+    Taking the write lock waits out other writers (StoreBusyError naming `path` if it
+    cannot get it).
+    """
+    sqlite_retry(path, lambda: conn.execute(SQLITE_BEGIN_WRITE))
     try:
         yield conn
     except BaseException:
@@ -156,17 +264,126 @@ def sqlite_write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute(SQLITE_COMMIT)
 
 
+# The schema version of every component kept in a file: each store creates its tables once,
+# in one transaction, and later opens only read its version.
+SCHEMA_CREATE = """CREATE TABLE IF NOT EXISTS payops_schema (
+    component TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+)"""
+SCHEMA_VERSION_GET = "SELECT version FROM payops_schema WHERE component = :component"
+SCHEMA_VERSION_SET = """INSERT INTO payops_schema (component, version)
+VALUES (:component, :version)
+ON CONFLICT (component) DO UPDATE SET version = excluded.version"""
+
+
+class SchemaError(Exception):
+    """A state database written by a newer payops than this one."""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A component's tables as numbered migrations: `migrations[i]` takes version i to i+1.
+
+    Version 0 is a file without the component, or one written before versions existed (so
+    the first migration uses IF NOT EXISTS).
+    """
+
+    component: str
+    migrations: tuple[tuple[str, ...], ...]
+
+    @property
+    def version(self) -> int:
+        """The version this code writes."""
+        return len(self.migrations)
+
+
+def schema_version(conn: sqlite3.Connection, component: str) -> int:
+    """The component's version in this file (0 when it has none)."""
+    try:
+        row = conn.execute(SCHEMA_VERSION_GET, {"component": component}).fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return 0
+        raise
+    return 0 if row is None else int(row[0])
+
+
+def ensure_schema(
+    conn: sqlite3.Connection,
+    path: Path,
+    schema: Schema,
+    migrate: Callable[[], None] | None = None,
+) -> None:
+    """Bring the file to `schema.version`, once, whoever opens it first.
+
+    A current file costs one read. Otherwise one write transaction re-reads the version
+    (another process may have just migrated) and applies the missing migrations, then
+    `migrate` if given (DDL a library owns, e.g. LangGraph's checkpoint tables).
+    """
+
+    def current() -> int:
+        found = schema_version(conn, schema.component)
+        if found > schema.version:
+            raise SchemaError(
+                f"{path}: {schema.component} schema version {found} is newer than this "
+                f"payops understands ({schema.version}); upgrade payops"
+            )
+        return found
+
+    if sqlite_retry(path, current) == schema.version:
+        return
+
+    def upgrade() -> None:
+        with sqlite_write(conn, path):
+            conn.execute(SCHEMA_CREATE)
+            for statements in schema.migrations[current() :]:
+                for statement in statements:
+                    conn.execute(statement)
+            if migrate is not None:
+                migrate()
+            conn.execute(
+                SCHEMA_VERSION_SET, {"component": schema.component, "version": schema.version}
+            )
+
+    sqlite_retry(path, upgrade)
+
+
+class StoreHandle(Protocol):
+    """What every state store is: closed when done, usable as a context manager."""
+
+    def close(self) -> None:
+        """Release the storage."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
 class SqliteStore:
     """A SQLite file in WAL mode shared by threads (one lock) and processes (SQLite's own
     locking): the connection, its schema, and closing it; the stores build on it."""
 
-    def __init__(self, path: Path, *, durable: bool, schema: Sequence[str]) -> None:
+    def __init__(self, path: Path, *, durable: bool, schema: Schema) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._conn = sqlite_connect(path, durable=durable)
-        with self._lock, sqlite_write(self._conn) as conn:
-            for statement in schema:
-                conn.execute(statement)
+        try:
+            ensure_schema(self._conn, path, schema)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # One write transaction under the store's lock (waits out other processes).
+        with self._lock, sqlite_write(self._conn, self.path) as conn:
+            yield conn
 
     def close(self) -> None:
         """Close the database connection."""
@@ -185,8 +402,13 @@ class SqliteStore:
         self.close()
 
 
-LEDGER_SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS action_ledger (
+# The action ledger: one row per idempotency key. A claim has an owner (the process that
+# executes it) and a lease (until when that owner is presumed to be working on it).
+LEDGER_SCHEMA = Schema(
+    "action_ledger",
+    (
+        (
+            """CREATE TABLE IF NOT EXISTS action_ledger (
     idempotency_key TEXT PRIMARY KEY,
     thread_id TEXT NOT NULL,
     scenario_id TEXT NOT NULL,
@@ -197,26 +419,110 @@ LEDGER_SCHEMA: tuple[str, ...] = (
     claimed_at TEXT NOT NULL,
     executed_at TEXT
 )""",
-    "CREATE INDEX IF NOT EXISTS action_ledger_status ON action_ledger (status, claimed_at)",
+            "CREATE INDEX IF NOT EXISTS action_ledger_status ON action_ledger (status, claimed_at)",
+        ),
+        (
+            "ALTER TABLE action_ledger ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+            # '' sorts before every timestamp: a claim from before leases is expired.
+            "ALTER TABLE action_ledger ADD COLUMN lease_until TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX IF NOT EXISTS action_ledger_claimed_at ON action_ledger (claimed_at)",
+        ),
+    ),
 )
 LEDGER_COLUMNS = (
     "idempotency_key, thread_id, scenario_id, action, params, status, outcome, "
-    "claimed_at, executed_at"
+    "claimed_at, executed_at, owner, lease_until"
 )
 LEDGER_CLAIM = """INSERT INTO action_ledger
-    (idempotency_key, thread_id, scenario_id, action, params, status, claimed_at)
-VALUES (:key, :thread_id, :scenario_id, :action, :params, 'claimed', :now)
+    (idempotency_key, thread_id, scenario_id, action, params, status, claimed_at, owner,
+     lease_until)
+VALUES (:key, :thread_id, :scenario_id, :action, :params, 'claimed', :now, :owner,
+    :lease_until)
 ON CONFLICT (idempotency_key) DO NOTHING"""
 LEDGER_RECORD_OUTCOME = """UPDATE action_ledger
 SET status = 'executed', outcome = :outcome, executed_at = :now
 WHERE idempotency_key = :key AND status = 'claimed'"""
 LEDGER_GET = f"SELECT {LEDGER_COLUMNS} FROM action_ledger WHERE idempotency_key = :key"
+LEDGER_RECENT = f"""SELECT {LEDGER_COLUMNS} FROM action_ledger
+ORDER BY claimed_at DESC, idempotency_key LIMIT :limit"""
 LEDGER_IN_DOUBT = f"""SELECT {LEDGER_COLUMNS} FROM action_ledger
 WHERE status = 'claimed' AND claimed_at <= :before
 ORDER BY claimed_at, idempotency_key"""
+# Compare-and-set: the claim passes to :owner only if nobody took it since it was read.
+LEDGER_TAKE_OVER = """UPDATE action_ledger SET owner = :owner, lease_until = :lease_until
+WHERE idempotency_key = :key AND status = 'claimed'
+  AND owner = :previous_owner AND lease_until = :previous_lease"""
+# The owner gives its lease up (its executor call failed): anyone may reconcile at once.
+LEDGER_RELEASE = """UPDATE action_ledger SET lease_until = :now
+WHERE idempotency_key = :key AND status = 'claimed' AND owner = :owner"""
+# The owner drops a claim whose action the executor confirmed never happened.
+LEDGER_WITHDRAW = """DELETE FROM action_ledger
+WHERE idempotency_key = :key AND status = 'claimed' AND owner = :owner"""
+# Everything claimed since :since, claimed or executed: what pacing counts.
+LEDGER_HISTORY = f"""SELECT {LEDGER_COLUMNS} FROM action_ledger
+WHERE claimed_at >= :since ORDER BY claimed_at, idempotency_key"""
 
-LEARNING_SCHEMA: tuple[str, ...] = (
-    """CREATE TABLE IF NOT EXISTS outcomes (
+# Approvals: one row per paused thread; answering is a compare-and-set on 'pending'.
+APPROVALS_SCHEMA = Schema(
+    "approvals",
+    (
+        (
+            """CREATE TABLE IF NOT EXISTS approvals (
+    thread_id TEXT PRIMARY KEY,
+    scenario_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+    answered_by TEXT,
+    reason TEXT,
+    requested_at TEXT NOT NULL,
+    answered_at TEXT
+)""",
+            "CREATE INDEX IF NOT EXISTS approvals_status ON approvals (status, requested_at)",
+        ),
+    ),
+)
+APPROVALS_COLUMNS = (
+    "thread_id, scenario_id, request, status, answered_by, reason, requested_at, answered_at"
+)
+APPROVALS_REQUEST = """INSERT INTO approvals
+    (thread_id, scenario_id, request, status, requested_at)
+VALUES (:thread_id, :scenario_id, :request, 'pending', :now)
+ON CONFLICT (thread_id) DO NOTHING"""
+APPROVALS_ANSWER = """UPDATE approvals
+SET status = :status, answered_by = :by, reason = :reason, answered_at = :now
+WHERE thread_id = :thread_id AND status = 'pending'"""
+APPROVALS_GET = f"SELECT {APPROVALS_COLUMNS} FROM approvals WHERE thread_id = :thread_id"
+APPROVALS_PENDING = f"""SELECT {APPROVALS_COLUMNS} FROM approvals
+WHERE status = 'pending' ORDER BY requested_at, thread_id"""
+
+# The simulator's journal: what it applied, once per key, and how often it was asked to.
+JOURNAL_SCHEMA = Schema(
+    "simulator_journal",
+    (
+        (
+            """CREATE TABLE IF NOT EXISTS simulator_journal (
+    idempotency_key TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    params TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    applied_at TEXT NOT NULL,
+    requests INTEGER NOT NULL
+)""",
+        ),
+    ),
+)
+JOURNAL_GET = "SELECT outcome, requests FROM simulator_journal WHERE idempotency_key = :key"
+JOURNAL_APPLY = """INSERT INTO simulator_journal
+    (idempotency_key, action, params, outcome, applied_at, requests)
+VALUES (:key, :action, :params, :outcome, :now, 1)"""
+JOURNAL_REPEAT = """UPDATE simulator_journal SET requests = requests + 1
+WHERE idempotency_key = :key"""
+
+LEARNING_SCHEMA = Schema(
+    "learning",
+    (
+        (
+            """CREATE TABLE IF NOT EXISTS outcomes (
     id INTEGER PRIMARY KEY,
     recorded_at TEXT NOT NULL,
     scenario_id TEXT NOT NULL,
@@ -234,8 +540,10 @@ LEARNING_SCHEMA: tuple[str, ...] = (
     reasoner TEXT NOT NULL,
     idempotency_key TEXT UNIQUE
 )""",
-    "CREATE INDEX IF NOT EXISTS outcomes_recorded_at ON outcomes (recorded_at)",
-    "CREATE INDEX IF NOT EXISTS outcomes_kind_action ON outcomes (incident_kind, action)",
+            "CREATE INDEX IF NOT EXISTS outcomes_recorded_at ON outcomes (recorded_at)",
+            "CREATE INDEX IF NOT EXISTS outcomes_kind_action ON outcomes (incident_kind, action)",
+        ),
+    ),
 )
 # Column order of the table, of exports and of LEARNING_INSERT's parameters.
 LEARNING_COLUMNS: tuple[str, ...] = (

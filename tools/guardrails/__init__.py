@@ -1,11 +1,12 @@
 """Hard policy between a proposed decision and its execution.
 
-Rules live in one file per concern and are registered in `engine.RULES`; every limit
-lives in `limits`. The model proposes; this package disposes.
+Rules live in one file per concern and are registered in `engine.RULES`; the global
+limits live in `limits`, each action's own in its catalogue module (tools/actions/). The
+model proposes; this package disposes.
 """
 
 from tools.guardrails.base import Escalation, Finding, GuardInput, GuardVerdict, Rule
-from tools.guardrails.engine import RULES, evaluate
+from tools.guardrails.engine import RULES, evaluate, registered_rule, rules
 from tools.guardrails.limits import (
     HARD_CEILINGS,
     HARD_FLOORS,
@@ -27,4 +28,6 @@ __all__ = [
     "Rule",
     "effective_limits",
     "evaluate",
+    "registered_rule",
+    "rules",
 ]

@@ -1,22 +1,24 @@
-"""Rules on how much the agent changes at once: kill switch, cooldowns, rates, volume."""
+"""Rules on how much the agent changes at once: kill switch, cooldowns, rates, volume.
+
+They count every earlier action (`GuardInput.past_actions`): those the scenario lists and
+those payops's own ledger holds, each aged on its own clock.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from tools.contract import (
-    EnableRetryParams,
-    NotifyOncallParams,
-    ShiftTrafficParams,
-    format_segment,
-    iso,
-    utc,
-)
+from tools.actions import is_passive
+from tools.actions.enable_retry import EnableRetryParams
+from tools.actions.notify_oncall import NotifyOncallParams
+from tools.actions.shift_traffic import ShiftTrafficParams
+from tools.contract import format_segment, iso
 from tools.guardrails.base import (
-    PASSIVE_ACTIONS,
+    ROLLING_HOUR,
     Escalation,
     Finding,
     GuardInput,
+    PastAction,
     segments_overlap,
     violation,
 )
@@ -25,9 +27,22 @@ from tools.guardrails.limits import GuardLimits
 _SEVERITY = {"info": 0, "warning": 1, "critical": 2}
 
 
+def history_horizon(limits: GuardLimits) -> timedelta:
+    """How far back pacing looks: the longest of its windows."""
+    return max(
+        ROLLING_HOUR,
+        timedelta(minutes=limits.cooldown_minutes),
+        timedelta(minutes=limits.notify_dedup_minutes),
+    )
+
+
+def _when(a: PastAction) -> str:
+    return f"at {iso(a.at)} ({a.origin})"
+
+
 def kill_switch(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """With the kill switch engaged, only notifications go out."""
-    if limits.kill_switch and inp.decision.action not in PASSIVE_ACTIONS:
+    if limits.kill_switch and not is_passive(inp.decision.action):
         return violation(
             "kill_switch", f"kill switch engaged: {inp.decision.action} is not allowed"
         )
@@ -36,19 +51,18 @@ def kill_switch(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
 
 def segment_cooldown(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """One active action per segment: none on an overlapping segment within the cooldown."""
-    if inp.decision.action in PASSIVE_ACTIONS:
+    if is_passive(inp.decision.action):
         return []
-    since = utc(inp.now) - timedelta(minutes=limits.cooldown_minutes)
+    cooldown = timedelta(minutes=limits.cooldown_minutes)
     target = inp.decision.target_segment()
-    for a in inp.context.recent_actions:
-        if a.action in PASSIVE_ACTIONS or a.ts <= since:
+    for a in inp.past_actions:
+        if is_passive(a.action) or a.age >= cooldown:
             continue
-        if segments_overlap(target, a.target_segment()):
+        if segments_overlap(target, a.segment):
             return violation(
                 "segment_cooldown",
-                f"{a.action} on {format_segment(a.target_segment())} at {iso(a.ts)} is "
-                f"within the {limits.cooldown_minutes:g} min cooldown of "
-                f"{format_segment(target)}",
+                f"{a.action} on {format_segment(a.segment)} {_when(a)} is within the "
+                f"{limits.cooldown_minutes:g} min cooldown of {format_segment(target)}",
             )
     return []
 
@@ -58,15 +72,15 @@ def notify_dedup(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     p = inp.params
     if not isinstance(p, NotifyOncallParams):
         return []
-    since = utc(inp.now) - timedelta(minutes=limits.notify_dedup_minutes)
-    for a in inp.context.recent_actions:
-        if a.action != "notify_oncall" or a.ts <= since:
+    window = timedelta(minutes=limits.notify_dedup_minutes)
+    for a in inp.past_actions:
+        if a.action != "notify_oncall" or a.age >= window:
             continue
         earlier = str(a.params.get("severity", "warning"))
         if _SEVERITY.get(earlier, 1) >= _SEVERITY[p.severity]:
             return violation(
                 "notify_dedup",
-                f"on-call already notified ({earlier}) at {iso(a.ts)}, within "
+                f"on-call already notified ({earlier}) {_when(a)}, within "
                 f"{limits.notify_dedup_minutes:g} min",
             )
     return []
@@ -74,11 +88,10 @@ def notify_dedup(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
 
 def hourly_action_rate(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
     """At most `max_actions_per_hour` actions that change traffic in a rolling hour."""
-    if inp.decision.action in PASSIVE_ACTIONS:
+    if is_passive(inp.decision.action):
         return []
-    since = utc(inp.now) - timedelta(hours=1)
     taken = sum(
-        1 for a in inp.context.recent_actions if a.action not in PASSIVE_ACTIONS and a.ts > since
+        1 for a in inp.past_actions if not is_passive(a.action) and a.age < ROLLING_HOUR
     )
     if taken >= limits.max_actions_per_hour:
         return violation(
@@ -91,7 +104,7 @@ def hourly_action_rate(inp: GuardInput, limits: GuardLimits) -> list[Finding]:
 def affected_share(inp: GuardInput) -> float:
     """Share of all current-window attempts the decision would touch."""
     snap, p = inp.snapshot, inp.params
-    if inp.decision.action in PASSIVE_ACTIONS or snap.total_attempts == 0:
+    if is_passive(inp.decision.action) or snap.total_attempts == 0:
         return 0.0
     if isinstance(p, ShiftTrafficParams):
         route = snap.routes.get(p.from_processor)
