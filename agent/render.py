@@ -12,12 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from agent.model_reasoner import IncidentHypothesis
-from agent.state import AgentState, Approval
 from tools import actions
 from tools.config import Setting, format_value
 from tools.contract import (
@@ -37,6 +35,9 @@ from tools.learning import ActionStats
 from tools.observe import Observation, SegmentEvidence
 from tools.terminal import Column, fitted_table, segment_cell
 from tools.text import printable
+
+if TYPE_CHECKING:
+    from agent.state import AgentState
 
 # Anomalous segments listed unless `--all` is given.
 TOP_ANOMALIES = 8
@@ -315,6 +316,9 @@ class RunView:
     def _reason(self, update: dict[str, Any]) -> None:
         c = self.console
         c.rule("[bold]reason[/bold]")
+        # The run's types import LangChain: only a run, never `payops observe`, pays for them.
+        from agent.model_reasoner import IncidentHypothesis
+
         for h in update.get("hypotheses", [])[:3]:
             hyp = IncidentHypothesis.model_validate(h)
             c.print(f"hypothesis: [bold]{hyp.incident_kind}[/bold] ({hyp.confidence:.2f})")
@@ -354,6 +358,8 @@ class RunView:
             c.print(f"  [yellow]![/yellow] {e.rule}: {printable(e.detail)}")
 
     def _approve(self, update: dict[str, Any]) -> None:
+        from agent.state import Approval
+
         approval = Approval.model_validate(update["approval"])
         self.console.rule("[bold]approval[/bold]")
         word = "approved" if approval.approved else "rejected"
