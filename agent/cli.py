@@ -79,12 +79,19 @@ class UserError(Exception):
     """An error the user can fix; printed without a traceback."""
 
 
+# Errors a user can act on, by module: a command can only raise those of modules it has
+# imported, so `user_errors` looks them up instead of importing the agent (LangGraph and
+# LangChain take most of a second) into commands such as `observe` that never use it.
+_USER_ERRORS = (
+    ("agent.models", "ModelConfigError"),
+    ("agent.runner", "RunError"),
+    ("tools.config", "ConfigError"),
+)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn every error a user can act on into one line on stderr and exit code 2."""
-    from agent.models import ModelConfigError
-    from agent.runner import RunError
-    from tools.config import ConfigError
     from tools.data import DataError
     from tools.sql import SchemaError, StoreBusyError
 
@@ -93,18 +100,18 @@ def user_errors() -> Iterator[None]:
     except DataError as exc:
         err.print(f"[red]error:[/red] {printable(exc.message)}")
         raise typer.Exit(2) from None
-    except (
-        ConfigError,
-        ModelConfigError,
-        RunError,
-        SchemaError,
-        StoreBusyError,
-        UserError,
-        ValueError,
-    ) as exc:
-        err.print(f"[red]error:[/red] {printable(str(exc))}")
-        raise typer.Exit(2) from None
-    except OSError as exc:  # a write that failed after the checks (disk full, permissions)
+    except Exception as exc:
+        loaded = tuple(
+            getattr(sys.modules[module], name)
+            for module, name in _USER_ERRORS
+            if module in sys.modules
+        )
+        if isinstance(exc, (SchemaError, StoreBusyError, UserError, ValueError, *loaded)):
+            err.print(f"[red]error:[/red] {printable(str(exc))}")
+            raise typer.Exit(2) from None
+        if not isinstance(exc, OSError):
+            raise
+        # a write that failed after the checks (disk full, permissions)
         err.print(f"[red]error:[/red] {printable(str(exc))}")
         raise typer.Exit(2) from None
 
@@ -395,12 +402,21 @@ def observe(
     """Find anomalous segments and their root cause (no reasoning, no action)."""
     with user_errors():
         from agent.render import render_observation
+        from tools.config import find_state_dir
         from tools.data import load
         from tools.observe import observe as run_observe
+        from tools.scan_cache import ScanCache
 
         cfg = _config(config, depth)
         base, cur = _windows(baseline, current)
-        ds = load(data, lenient=lenient, dimensions=_dimensions(dimensions))
+        ds = load(
+            data,
+            lenient=lenient,
+            dimensions=_dimensions(dimensions),
+            baseline=base,
+            current=cur,
+            cache=ScanCache(find_state_dir().path / "cache"),
+        )
         _quarantined(ds)
         result = run_observe(ds, cfg.observe, baseline=base, current=cur)
         if as_json:

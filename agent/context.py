@@ -37,6 +37,7 @@ from tools.ledger import (
     LedgerView,
 )
 from tools.routes import SegmentSnapshot, snapshot
+from tools.scan_cache import ScanCache
 
 CHECKPOINT_FILE = "checkpoints.db"
 
@@ -149,17 +150,26 @@ class Context:
         return limits.model_copy(update={"kill_switch": True})
 
     def dataset(self, source: str, lenient: bool, dimensions: list[str] | None) -> Dataset:
-        """The loaded dataset of `source` (loaded on first use)."""
+        """The loaded dataset of `source` (loaded on first use, through the scan cache).
+
+        Loaded for this run's windows, so that observing them reads the file once.
+        """
         key = DatasetKey.of(source, lenient, dimensions)
         if key not in self._datasets:
-            self._datasets[key] = load(Path(source), lenient=lenient, dimensions=dimensions)
+            self._datasets[key] = load(
+                Path(source),
+                lenient=lenient,
+                dimensions=dimensions,
+                baseline=self.baseline,
+                current=self.current,
+                cache=ScanCache(self.state_dir / "cache"),
+            )
         return self._datasets[key]
 
     def snapshot(
         self, dataset: Dataset, baseline: TimeWindow, current: TimeWindow, segment: Segment
     ) -> SegmentSnapshot:
-        """The segment's snapshot, queried once per run: reason, guard and act share it
-        (on a streamed file each query re-reads the file)."""
+        """The segment's snapshot, queried once per run: reason, guard and act share it."""
         key = (
             id(dataset),
             baseline.start,

@@ -344,6 +344,7 @@ class RunView:
             c.print(f"  [yellow]![/yellow] {e.rule}: {printable(e.detail)}")
 
     def _approve(self, update: dict[str, Any]) -> None:
+
         approval = Approval.model_validate(update["approval"])
         self.console.rule("[bold]approval[/bold]")
         word = "approved" if approval.approved else "rejected"

@@ -33,9 +33,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from agent.formats import pct
-from evals.harness import read_json_model, read_spec
 from tools.contract import ScenarioSpec
-from tools.data import SCENARIO_FILE, DataError
+from tools.data import SCENARIO_FILE, DataError, read_json_model, read_scenario
 from tools.output import write_text_atomic
 
 CASES_DIR = Path(__file__).resolve().parent / "chat"
@@ -208,7 +207,7 @@ def run_case(case_file: Path, model: str | None = None) -> CaseScore:
     case = load_case(case_file)
     score = CaseScore(case.id)
     folder = _scenario_folder(case, case_file)
-    spec = read_spec(folder)
+    spec = read_scenario(folder / SCENARIO_FILE)
     saver = memory_checkpointer()
     approved_turns = 0
     with tempfile.TemporaryDirectory(prefix="payops-chat-eval-") as home:

@@ -14,9 +14,8 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -61,24 +60,6 @@ def discover(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-def read_json_model(path: Path, model: type[ModelT]) -> ModelT:
-    """A JSON file validated as `model`; DataError names the file and the failing field."""
-    try:
-        return model.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise DataError(path, f"cannot read: {exc.strerror or exc}") from None
-    except ValidationError as exc:
-        raise DataError(path, first_error(exc)) from None
-
-
-def read_spec(folder: Path) -> ScenarioSpec:
-    """The scenario.json of a scenario folder; DataError names the file on a bad one."""
-    return read_scenario(folder / SCENARIO_FILE)
-
-
 def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
     """The readable scenario specs keyed by scenario id, in folder order.
 
@@ -89,7 +70,7 @@ def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
     origin: dict[str, Path] = {}
     for folder in folders:
         try:
-            spec = read_spec(folder)
+            spec = read_scenario(folder / SCENARIO_FILE)
         except DataError:
             continue
         if spec.id in specs:
@@ -103,7 +84,7 @@ def load_specs(folders: Sequence[Path]) -> dict[str, ScenarioSpec]:
 
 def _scenario_id(folder: Path) -> str:
     try:
-        return read_spec(folder).id
+        return read_scenario(folder / SCENARIO_FILE).id
     except DataError:
         return folder.name
 
@@ -127,7 +108,7 @@ def run_one(runner: Runner, folder: Path, model: str | None) -> RunRecord:
 def _with_expected(record: RunRecord, folder: Path) -> RunRecord:
     """The record with its scenario's `expected` (an extension field of CONTRACT section 3),
     so `eval --compare` scores a results file without the scenario folders."""
-    expected = read_spec(folder).expected
+    expected = read_scenario(folder / SCENARIO_FILE).expected
     if expected is None:
         return record
     return RunRecord.model_validate(

@@ -91,7 +91,7 @@ def convert(src: Path, dest: Path, *, typed: bool = False) -> Path:
     return dest
 
 
-def table(ds: Dataset, order: str = "line") -> list[tuple[Any, ...]]:
+def table(ds: Dataset, order: str = "txn_id") -> list[tuple[Any, ...]]:
     return ds.conn.execute(f"SELECT * FROM {ds.table} ORDER BY {order}").fetchall()
 
 
@@ -121,13 +121,14 @@ def test_columns_types_and_values(tmp_path: Path) -> None:
     assert {types[c] for c in ("txn_id", "merchant_id", "status", "three_ds")} == {"VARCHAR"}
     got = ds.conn.execute(
         f"SELECT txn_id, ts, card_network, amount_minor, decline_code, three_ds, is_retry, line"
-        f" FROM {ds.table} ORDER BY line"
+        f" FROM {ds.table} ORDER BY txn_id"
     ).fetchall()
     assert got == [
-        ("t1", datetime(2026, 3, 1, 10, 1), "visa", 1250, "", "none", False, 2),
+        # every row is good, so the file was not copied and lines are not known
+        ("t1", datetime(2026, 3, 1, 10, 1), "visa", 1250, "", "none", False, None),
         # +02:00 is converted to UTC; an empty dimension is '' (not NULL)
-        ("t2", datetime(2026, 3, 1, 10, 0), "", 1250, "", "none", True, 3),
-        ("t3", datetime(2026, 3, 1, 10, 3), "visa", 1250, "51", "", True, 4),
+        ("t2", datetime(2026, 3, 1, 10, 0), "", 1250, "", "none", True, None),
+        ("t3", datetime(2026, 3, 1, 10, 3), "visa", 1250, "51", "", True, None),
     ]
     assert ds.rows == 3 and ds.quarantined == 0 and ds.quarantine_path is None
     # DuckDB draws a progress bar on long queries; a library must not print
@@ -154,6 +155,12 @@ def test_every_format_reads_to_the_same_table(tmp_path: Path, ext: str, typed: b
     other = convert(src, tmp_path / f"other{ext}", typed=typed)
     want = table(load(src))
     got = table(load(other, dimensions=["processor", "shop"]))
+    assert got == want
+    # With a bad row the good ones are copied in, and each keeps its line in the file.
+    data.append({**GOOD, "txn_id": "t9", "status": "aproved"})
+    src = write_csv(tmp_path, data, columns=[*GOOD, "shop"])
+    other = convert(src, tmp_path / f"bad{ext}", typed=typed)
+    got = table(load(other, dimensions=["processor", "shop"], lenient=True))
     first_line = 2 if ext == ".csv.gz" else 1  # only CSV has a header line
     assert [r[:-1] for r in got] == [r[:-1] for r in want]
     assert [r[-1] for r in got] == list(range(first_line, first_line + 4))
@@ -179,7 +186,7 @@ def test_utf8_values_in_an_extra_dimension(tmp_path: Path) -> None:
     ds = load(write_csv(tmp_path, data, columns=[*GOOD, "shop"]), dimensions=["shop", "processor"])
     assert ds.dimensions == ["shop", "processor"]
     assert [
-        r[0] for r in ds.conn.execute(f"SELECT shop FROM {ds.table} ORDER BY line").fetchall()
+        r[0] for r in ds.conn.execute(f"SELECT shop FROM {ds.table} ORDER BY txn_id").fetchall()
     ] == names
     assert ds.conn.execute(
         f"SELECT count(*) FROM {ds.table} WHERE shop = $s", {"s": names[1]}
@@ -505,3 +512,114 @@ def test_lines_stay_right_when_the_file_is_read_in_parallel(
     assert ds.conn.execute(
         f"SELECT count(*) FROM {ds.table} WHERE line <> amount_minor + 2"
     ).fetchone() == (0,)
+
+
+# --- hostile files that escaped as tracebacks or hangs --------------------------------------
+
+
+@pytest.mark.parametrize("ts", ["10000-03-01T10:00:00Z", "0000-03-01T10:00:00Z"])
+def test_a_timestamp_outside_years_1_to_9999_is_a_row_error(tmp_path: Path, ts: str) -> None:
+    # DuckDB parses these, but no datetime can hold them: observe used to crash on them.
+    path = write_csv(tmp_path, rows(4, t3={"ts": ts}))
+    err = bad_load(path)
+    assert (err.line, err.column) == (4, "ts")
+    assert f"timestamp out of range '{ts}'" in err.reason
+    assert load(path, lenient=True).rows == 3
+
+
+def test_a_scenario_nested_too_deep_is_one_error(tmp_path: Path) -> None:
+    folder = scenario(tmp_path / "deep", "[" * 100_000 + "]" * 100_000, rows(1))
+    err = bad_load(folder)
+    assert err.file == str(folder / "scenario.json") and "nested" in err.reason
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_scenario_linked_to_an_endless_device_is_refused(tmp_path: Path, device: str) -> None:
+    folder = tmp_path / "endless"
+    folder.mkdir()
+    write_csv(folder, rows(1), name="transactions.csv")
+    (folder / "scenario.json").symlink_to(device)
+    err = bad_load(folder)
+    assert err.file == str(folder / "scenario.json") and "not a regular file" in err.reason
+
+
+def test_a_huge_scenario_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    folder = scenario(tmp_path / "huge", json.dumps({"id": "x", "description": "y" * (9 << 20)}))
+    write_csv(folder, rows(1), name="transactions.csv")
+    assert "larger than" in bad_load(folder).reason
+
+
+# --- typed files are checked as they are, and judged exactly as their text would be ----------
+
+
+def _type_of(value: str) -> str:
+    row = duckdb.connect().execute(f"SELECT typeof({value})").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("ts", "NULL::TIMESTAMPTZ", "empty value (required)"),
+        ("ts", "'infinity'::TIMESTAMPTZ", "unparseable timestamp"),
+        ("ts", "'10000-01-01 00:00:00+00'::TIMESTAMPTZ", "timestamp out of range"),
+        ("ts", "TIMESTAMP '0001-01-01 00:00:00' - INTERVAL 1 DAY", "timestamp out of range"),
+        ("amount_minor", "NULL::BIGINT", "empty value (required)"),
+        ("amount_minor", "-1::BIGINT", "negative"),
+        ("amount_minor", "18446744073709551615::UBIGINT", "not an integer"),
+        # a column of doubles is refused from its first row, 1250.0 included
+        ("amount_minor", "12.5::DOUBLE", "not an integer: '1250.0'"),
+        ("latency_ms", "NULL::INTEGER", "empty value (required)"),
+        ("latency_ms", "-3::SMALLINT", "negative"),
+        ("is_retry", "2::INTEGER", "unknown value '2'"),
+    ],
+)
+def test_a_bad_typed_value_is_named_like_its_text(
+    tmp_path: Path, column: str, value: str, reason: str
+) -> None:
+    src = write_csv(tmp_path, rows(3))
+    typed = {
+        "ts": "ts::TIMESTAMPTZ",
+        "amount_minor": "amount_minor::BIGINT",
+        "latency_ms": "latency_ms::INTEGER",
+        "is_retry": "is_retry::BOOLEAN",
+    }
+    # The column keeps the bad value's type; the good rows hold values of that type too.
+    typed[column] = (
+        f"CASE WHEN txn_id = 't2' THEN {value} ELSE {typed[column]} END::{_type_of(value)}"
+    )
+    path = tmp_path / "typed.parquet"
+    duckdb.connect().execute(
+        f"COPY (SELECT * REPLACE ({', '.join(f'{e} AS {c}' for c, e in typed.items())})"
+        " FROM read_csv($src, all_varchar = true)) TO $dest (FORMAT parquet)",
+        {"src": str(src), "dest": str(path)},
+    )
+    err = bad_load(path)
+    assert (err.line, err.column) == (1 if "DOUBLE" in value else 2, column)
+    assert reason in err.reason
+    if "DOUBLE" not in value:
+        assert load(path, lenient=True).rows == 2
+
+
+def test_good_typed_values_load_as_their_text_does(tmp_path: Path) -> None:
+    data = rows(4, t2={"is_retry": "true", "ts": "2026-03-01T10:02:00.250Z"})
+    src = write_csv(tmp_path, data)
+    path = tmp_path / "typed.parquet"
+    duckdb.connect().execute(
+        "COPY (SELECT * REPLACE (ts::TIMESTAMP AS ts, amount_minor::UINTEGER AS amount_minor,"
+        " latency_ms::SMALLINT AS latency_ms, NULLIF(is_retry, 'false')::BOOLEAN AS is_retry)"
+        " FROM read_csv($src, all_varchar = true)) TO $dest (FORMAT parquet)",
+        {"src": str(src), "dest": str(path)},
+    )
+    assert table(load(path)) == table(load(src))
+
+
+def test_data_ending_in_the_last_minute_of_9999_is_one_error(tmp_path: Path) -> None:
+    # A valid timestamp, but the inferred window would end past what a datetime holds.
+    from tools.config import ObserveConfig
+    from tools.observe import observe
+
+    path = write_csv(tmp_path, rows(3, t3={"ts": "9999-12-31T23:59:30Z"}))
+    with pytest.raises(DataError, match="cannot infer windows"):
+        observe(load(path), ObserveConfig())

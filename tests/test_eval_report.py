@@ -18,13 +18,12 @@ from evals.harness import (
     evaluate,
     load_records,
     load_specs,
-    read_spec,
     write_records,
 )
 from evals.report import render_comparison, render_summary, write_report
 from evals.scoring import Summary, compare, expectations, summarize
 from tools.contract import RunRecord
-from tools.data import DataError
+from tools.data import SCENARIO_FILE, DataError, read_scenario
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -45,7 +44,7 @@ def fake_runner(
     Module-level so worker processes can unpickle it. The first scenario is slow so that
     parallel workers finish out of order.
     """
-    spec = read_spec(path)
+    spec = read_scenario(path / SCENARIO_FILE)
     if spec.id == "bad-data":
         raise DataError(path / "transactions.csv", "missing column status", line=1)
     assert state_dir is not None and state_dir.is_dir() and not any(state_dir.iterdir())

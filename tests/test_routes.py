@@ -144,3 +144,52 @@ def test_window_bounds_in_another_timezone_mean_the_same_instant(incident: Datas
 def test_unknown_dimension_names_the_column(incident: Dataset) -> None:
     with pytest.raises(DataError, match="bin_range"):
         snapshot(incident, BASELINE, CURRENT, {"bin_range": "4111"})
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tools.generate import generate_scenario
+
+    return generate_scenario(tmp_path_factory.mktemp("routes"), "processor_outage", 5, 12_000)
+
+
+def test_the_cube_and_the_rows_give_the_same_snapshot(outage: Path) -> None:
+    from tools.data import load
+    from tools.observe import resolve_windows
+
+    with_processor = load(outage)  # processor is a dimension: snapshots read the cube
+    without = load(outage, dimensions=["merchant_id", "issuer_country", "card_network"])
+    baseline, current = resolve_windows(with_processor, None, None)
+    seg = with_processor.conn.execute(
+        "SELECT processor, issuer_country, card_network FROM transactions LIMIT 1"
+    ).fetchone()
+    assert seg is not None
+    processor, country, network = (str(v) for v in seg)
+    segments = [
+        {},
+        {"processor": processor},
+        {"processor": processor, "issuer_country": country},
+        {"issuer_country": country, "card_network": network},
+        {"processor": "nobody"},
+    ]
+    for segment in segments:
+        a = snapshot(with_processor, baseline, current, segment)
+        b = snapshot(without, baseline, current, segment)
+        assert a == b, segment
+        assert (a.routes and a.decline_codes) or segment == {"processor": "nobody"}
+
+
+def test_snapshots_read_the_cube_not_the_file(outage: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tools.config import ObserveConfig
+    from tools.data import load
+    from tools.observe import observe
+
+    folder = shutil.copytree(outage, tmp_path / "copy")
+    ds = load(folder)
+    obs = observe(ds, ObserveConfig())
+    (folder / "transactions.csv.gz").unlink()  # a pass over the transactions would fail now
+    segment = obs.root_cause[0]
+    snap = snapshot(ds, obs.baseline, obs.current, segment)
+    assert snap.attempts == obs.evidence[0].current.attempts > 0

@@ -4,9 +4,9 @@ The file is, in this order: an explicit `--config` path, `$PAYOPS_CONFIG`, `./pa
 `effective_settings` lists every key with its value and where it came from (`payops
 config`); `reference_markdown` is the README's table of keys, generated from the models.
 
-The state directory (learning store, action ledger, checkpoints) is `$PAYOPS_HOME`, else
-the nearest `.payops` folder in the current directory or above it, else a per-user state
-directory (`find_state_dir`).
+The state directory (learning store, action ledger, checkpoints, scan cache) is
+`$PAYOPS_HOME`, else the nearest `.payops` folder in the current directory or above it,
+else a per-user state directory (`find_state_dir`).
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 This is the only loader in payops: the CLI, observe, chat tools, evals and benchmarks all
 come through `load`.
 
-The file is scanned once: every column is read as text, then one SQL pass computes the
-typed columns and, per row, the first rule it breaks (a small error code, NULL when the row
-is good). Nothing loops over rows in Python, so a 10-million-row CSV costs one DuckDB scan
-plus one check of the loaded table for bad rows and duplicate ids.
+A file is read once (`tools/scan.py`): one DuckDB pass types every column, finds the first
+rule each row breaks, and builds observe's leaf cube, cut at the windows observe will
+compare. Nothing loops over rows in Python and nothing is copied: afterwards
+`transactions` is a view that reads the file again if asked. Only a file with a bad row
+(or two equal id hashes) is copied into memory, where the first bad line is named, or the
+bad rows are quarantined.
 """
 
 from __future__ import annotations
@@ -16,18 +18,19 @@ import gzip
 import json
 import os
 import re
+import stat
 import tempfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import duckdb
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from tools import sql
-from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec
+from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec, TimeWindow
 from tools.dimensions import (
     PROBE_ROWS,
     ColumnProfile,
@@ -36,6 +39,10 @@ from tools.dimensions import (
     choose_dimensions,
     columns_to_probe,
 )
+from tools.metrics import LeafCube, TimeBuckets, build_leaf_cube, window_cube
+from tools.scan import Scan, ScanSource, read_once
+from tools.scan_cache import ScanCache
+from tools.windows import windows_for_span
 
 TRANSACTIONS_TABLE = "transactions"
 
@@ -62,13 +69,16 @@ NOT_DIMENSIONS = frozenset(
 # Where row numbers start: the CSV header is line 1; JSONL and Parquet have none.
 _LINE_OFFSET: dict[FileKind, int] = {"csv": 2, "csv.gz": 2, "parquet": 1, "jsonl": 1}
 _MAX_HEADER_BYTES = 1 << 20
+# A scenario.json (or a chat case) is a few kilobytes; anything past this is not one.
+MAX_SCENARIO_BYTES = 8 << 20
 # DuckDB's CSV read buffer. Set explicitly: on 10M rows the ordered insert then costs ~20%
 # less CPU than with the default. Each buffer is scanned by one thread.
 CSV_BUFFER_BYTES = 32 << 20
-# Files at least this large are not copied into memory: `transactions` re-reads them on
-# each query (observe reads them once more), which beats materialising 10M rows. A file
-# with any bad row still takes the copying path, which names the first bad line.
-STREAM_FILE_BYTES = 256 << 20
+# Row-oriented files: the one pass collects the id hashes too (a second pass would parse
+# the whole file again); a Parquet file reads its id column alone for that instead.
+ROW_FILES: frozenset[FileKind] = frozenset({"csv", "csv.gz", "jsonl"})
+# The leaf cube observe works on (its tables live in the dataset's connection).
+LEAF_CUBE = "observe_leaf"
 
 # DuckDB errors that mean a bug in payops' SQL rather than a bad input file.
 _PROGRAMMING_ERRORS = (
@@ -115,15 +125,13 @@ class Dataset:
     Columns: txn_id, ts (TIMESTAMP, UTC, naive), every dimension as VARCHAR ('' when
     empty), amount_minor BIGINT, status VARCHAR, decline_code VARCHAR ('' when none),
     latency_ms BIGINT, three_ds VARCHAR ('' when absent), is_retry BOOLEAN, and any extra
-    string columns of the file as VARCHAR.
+    string columns of the file as VARCHAR, then `line` (BIGINT).
 
-    `line` (BIGINT) is the row's line in the source file (CSV: the header is line 1;
-    JSONL: the first record is line 1; Parquet: the row number from 1). It counts records,
-    so it is the editor's line number unless the file has blank lines or quoted values
-    spanning lines. `transactions` is a view over the loaded rows; query it like a table.
-
-    A large CSV (`STREAM_FILE_BYTES`) whose rows all pass is `streamed`: the view re-reads
-    the file, `line` is NULL, and `ts_range` holds the first and last timestamps.
+    When every row passed (`streamed`), `transactions` reads the file again on each query
+    and `line` is NULL; `scan` is the load's one pass, whose cube serves `leaf_cube`, and
+    `ts_range` its first and last timestamps. When some rows did not (lenient mode), the
+    good rows were copied into memory and `line` is each row's line in the file (CSV: the
+    header is line 1; JSONL: the first record is line 1; Parquet: the row number from 1).
     """
 
     conn: duckdb.DuckDBPyConnection
@@ -134,13 +142,46 @@ class Dataset:
     quarantined: int = 0
     quarantine_path: Path | None = None
     columns: list[str] = field(default_factory=list)
-    # (first, last) timestamp when the loader already knows it (streamed files).
+    # (first, last) timestamp when the loader already knows it.
     ts_range: tuple[datetime, datetime] | None = None
     streamed: bool = False
+    scan: Scan | None = None
     # How `dimensions` were chosen, with the columns that were skipped and why.
     dimension_choice: DimensionChoice | None = None
 
     table: str = TRANSACTIONS_TABLE
+    # Window cubes by name, with the connection that holds their (temporary) tables: a copy
+    # of the dataset on another cursor (chat) shares this dict but not those tables.
+    _cubes: dict[str, tuple[duckdb.DuckDBPyConnection, LeafCube]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def leaf_cube(
+        self, baseline: TimeWindow, current: TimeWindow, *, cube: str = LEAF_CUBE
+    ) -> LeafCube:
+        """The leaf cube of two windows over `dimensions`, built once per windows and name.
+
+        Summed from the load's pass when that was cut at the windows' bounds (no read of
+        the file), else built by one more pass over `transactions`.
+        """
+        found = self._cubes.get(cube)
+        if (
+            found is not None
+            and found[0] is self.conn
+            and found[1].serves(self.dimensions, baseline, current)
+        ):
+            return found[1]
+        if self.scan is not None and self.scan.buckets.serves(baseline, current):
+            made = window_cube(
+                self.conn, self.scan.cube, self.scan.buckets, self.dimensions,
+                baseline, current, cube=cube, repeated=self.scan.repeated_leaves,
+            )  # fmt: skip
+        else:
+            made = build_leaf_cube(
+                self.conn, self.table, self.dimensions, baseline, current, cube=cube
+            )
+        self._cubes[cube] = (self.conn, made)
+        return made
 
 
 def default_dimensions() -> list[str]:
@@ -154,6 +195,9 @@ def load(
     lenient: bool = False,
     dimensions: list[str] | None = None,
     quarantine_dir: Path | None = None,
+    baseline: TimeWindow | None = None,
+    current: TimeWindow | None = None,
+    cache: ScanCache | None = None,
 ) -> Dataset:
     """Load a transactions file or a scenario folder; raise DataError on bad input.
 
@@ -164,6 +208,13 @@ def load(
     `--dimensions` as given: a list replaces the dimensions, `+name`/`-name` adjust the
     scenario's or the defaults, which include the file's extra columns of sensible
     cardinality (tools/dimensions.py; the choice is `Dataset.dimension_choice`).
+
+    `baseline` and `current` are the windows the caller will observe, if it knows them
+    (else the scenario's, else those inferred from the file's first and last rows): the
+    load's one pass is cut at their bounds, so observing them needs no second pass.
+
+    With a `cache` (`tools/scan_cache.py`), a file loaded before is not read again, and
+    one that only grew is read for its new rows only.
     """
     path = Path(path)
     file, scenario = _resolve(path)
@@ -176,32 +227,61 @@ def load(
         conn.execute(sql.SESSION_UTC)
         conn.execute(sql.PRESERVE_ORDER)
         conn.execute(sql.NO_PROGRESS_BAR)
-        file_columns = _file_columns(conn, file, kind)
+        file_columns, types = _file_columns(conn, file, kind)
         extras = _check_columns(file, kind, file_columns)
         present = set(file_columns)
-        source, params = _source(kind, file, file_columns)
         choice = _choose_dimensions(
-            conn, file, kind, file_columns, (source, params), dimensions, scenario
+            conn, file, kind, file_columns, _source(kind, file, file_columns), dimensions, scenario
         )
         dims = list(choice.used)
         _check_dimensions(file, dims, extras)
         public = [*CONTRACT_COLUMNS, *extras]
-        streamable = kind in ("csv", "csv.gz") and not lenient
-        if streamable and file.stat().st_size >= STREAM_FILE_BYTES:
-            streamed = _stream(conn, file, kind, source, params, present, extras)
-            if streamed is not None:
-                total, ts_range = streamed
-                return Dataset(
-                    conn=conn,
-                    source=file,
-                    dimensions=dims,
-                    rows=total,
-                    scenario=scenario,
-                    columns=[*public, LINE_COLUMN],
-                    ts_range=ts_range,
-                    streamed=True,
-                    dimension_choice=choice,
-                )
+        native = _native_columns(kind, types)
+
+        def checked_rows(target: Path) -> str:
+            """The checked rows of `file`, or of another file of the same shape."""
+            src, src_params = _source(kind, target, file_columns, native)
+            return sql.checked_rows(
+                sql.inline_parameters(src, src_params),
+                list(CONTRACT_COLUMNS), present, extras, native,
+            )  # fmt: skip
+
+        conn.execute(sql.streamed_view(checked_rows(file)))
+        rows_of = ScanSource(
+            file=file,
+            kind=kind,
+            columns=file_columns,
+            dimensions=dims,
+            buckets=_buckets(conn, file, kind, file_columns, scenario, baseline, current),
+            checked=lambda target: (
+                sql.STREAMED_VIEW if target == file else f"({checked_rows(target)})"
+            ),
+            ids=kind in ROW_FILES,
+        )
+        try:
+            found = read_once(conn, rows_of) if cache is None else cache.scan(conn, rows_of)
+        except duckdb.Error as exc:
+            raise _read_error(file, kind, exc) from None
+        if found.rows == 0:
+            raise DataError(file, "no transactions")
+        if found.clean:
+            conn.execute(sql.streamed_transactions_view(TRANSACTIONS_TABLE, public))
+            return Dataset(
+                conn=conn,
+                source=file,
+                dimensions=dims,
+                rows=found.rows,
+                scenario=scenario,
+                columns=[*public, LINE_COLUMN],
+                ts_range=found.ts_range,
+                streamed=True,
+                scan=found,
+                dimension_choice=choice,
+            )
+        # A bad row, or two equal id hashes: copy the rows in, where the first bad line is
+        # named (or the bad rows quarantined) and equal hashes are told from equal ids.
+        conn.execute(sql.DROP_STREAMED_VIEW)
+        source, params = _source(kind, file, file_columns)
         try:
             conn.execute(
                 sql.load_transactions(source, list(CONTRACT_COLUMNS), present, extras), params
@@ -254,17 +334,50 @@ def quarantine_file(file: Path, quarantine_dir: Path | None = None) -> Path:
 
 
 def read_scenario(file: Path) -> ScenarioSpec:
-    """Parse a `scenario.json`; DataError names the JSON line or the failing field."""
+    """Parse a `scenario.json`; DataError names the JSON line or the failing field.
+
+    The one reader of scenario files (the loader, the eval harness and the chat eval use
+    it), through `read_json_model`.
+    """
+    return read_json_model(file, ScenarioSpec, missing="a scenario folder needs scenario.json")
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def read_json_model(file: Path, model: type[ModelT], *, missing: str = "no such file") -> ModelT:
+    """A JSON file validated as `model`; DataError names the file and the JSON line or field.
+
+    It reads regular files only, of at most `MAX_SCENARIO_BYTES`, so a link to a device or
+    a pipe cannot hang it or fill memory, and a document nested too deeply is an error, not
+    a crash.
+    """
     try:
-        raw = json.loads(file.read_text(encoding="utf-8"))
+        # O_NONBLOCK: opening a FIFO must not wait for a writer before fstat can refuse it.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
-        raise DataError(file, "missing: a scenario folder needs scenario.json") from None
+        raise DataError(file, f"missing: {missing}") from None
+    except OSError as exc:
+        raise DataError(file, f"cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(file, "not a regular file (expected a JSON file)")
+        try:
+            data = fh.read(MAX_SCENARIO_BYTES + 1)
+        except OSError as exc:
+            raise DataError(file, f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > MAX_SCENARIO_BYTES:
+        raise DataError(file, f"larger than {MAX_SCENARIO_BYTES >> 20} MiB: not a {model.__name__}")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise DataError(file, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DataError(file, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(file, f"cannot read: {exc}") from None
+    except RecursionError:
+        raise DataError(file, "invalid JSON: nested too deeply") from None
     try:
-        return ScenarioSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -288,9 +401,12 @@ def _resolve(path: Path) -> tuple[Path, ScenarioSpec | None]:
     return path, None
 
 
-def _file_columns(conn: duckdb.DuckDBPyConnection, file: Path, kind: FileKind) -> list[str]:
+def _file_columns(
+    conn: duckdb.DuckDBPyConnection, file: Path, kind: FileKind
+) -> tuple[list[str], dict[str, str]]:
+    """The file's column names in order, and their DuckDB types where the file has types."""
     if kind in ("csv", "csv.gz"):
-        return _csv_header(file, gz=kind == "csv.gz")
+        return _csv_header(file, gz=kind == "csv.gz"), {}
     if kind == "jsonl" and not _has_content(file):
         raise DataError(file, "no transactions (empty file)")
     describe = sql.JSONL_DESCRIBE if kind == "jsonl" else sql.PARQUET_DESCRIBE
@@ -303,7 +419,77 @@ def _file_columns(conn: duckdb.DuckDBPyConnection, file: Path, kind: FileKind) -
         found = _first_bad_json_line(file)
         if found is not None:
             raise DataError(file, found[1], line=found[0])
-    return [str(r[0]) for r in rows]
+    names = [str(r[0]) for r in rows]
+    return names, ({str(r[0]): str(r[1]) for r in rows} if kind == "parquet" else {})
+
+
+def _native_columns(kind: FileKind, types: dict[str, str]) -> dict[str, str]:
+    """The contract columns a typed file holds in a type the checks can take as it is."""
+    if kind != "parquet":
+        return {}
+    return {c: types[c] for c, ok in sql.NATIVE_TYPES.items() if types.get(c) in ok}
+
+
+def _buckets(
+    conn: duckdb.DuckDBPyConnection,
+    file: Path,
+    kind: FileKind,
+    columns: list[str],
+    scenario: ScenarioSpec | None,
+    baseline: TimeWindow | None,
+    current: TimeWindow | None,
+) -> TimeBuckets:
+    """Where to cut the load's cube: at the windows observe will most likely compare.
+
+    The caller's, else the scenario's, else those inferred from a guess of the file's
+    time span (its first and last rows, or Parquet's statistics). A wrong guess costs a
+    second pass later (`Dataset.leaf_cube`), never a wrong count.
+    """
+    if scenario is not None:
+        baseline = baseline or scenario.baseline_window
+        current = current or scenario.current_window
+    if baseline is None or current is None:
+        span = _guess_span(conn, file, kind, columns)
+        inferred = windows_for_span(*span) if span is not None else None
+        if inferred is not None:
+            baseline, current = baseline or inferred[0], current or inferred[1]
+    return TimeBuckets.of(*(w for w in (baseline, current) if w is not None))
+
+
+_TAIL_BYTES = 1 << 16
+
+
+def _guess_span(
+    conn: duckdb.DuckDBPyConnection, file: Path, kind: FileKind, columns: list[str]
+) -> tuple[datetime, datetime] | None:
+    """The timestamps of the first and last rows (files are mostly in time order)."""
+    try:
+        if kind == "parquet":
+            row = conn.execute(sql.PARQUET_TS_SPAN, {"path": str(file)}).fetchone()
+            if row and isinstance(row[0], datetime) and isinstance(row[1], datetime):
+                return row[0], row[1]
+            return None
+        if kind not in ("csv", "jsonl"):
+            return None  # the end of a compressed file is not at hand
+        with open(file, "rb") as fh:
+            lines = [fh.readline(_MAX_HEADER_BYTES) for _ in range(2)]
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - _TAIL_BYTES))
+            tail = [t for t in fh.read(_TAIL_BYTES).splitlines() if t.strip()]
+        first = lines[1] if kind == "csv" else lines[0]
+        if not tail:
+            return None
+        return _row_ts(first, kind, columns), _row_ts(tail[-1], kind, columns)
+    except (OSError, ValueError, OverflowError, KeyError, IndexError, TypeError, duckdb.Error):
+        return None
+
+
+def _row_ts(raw: bytes, kind: FileKind, columns: list[str]) -> datetime:
+    text = raw.decode("utf-8")
+    value = (
+        next(csv.reader([text]))[columns.index("ts")] if kind == "csv" else json.loads(text)["ts"]
+    )
+    return datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
 
 
 def _csv_header(file: Path, *, gz: bool) -> list[str]:
@@ -410,8 +596,13 @@ def _check_dimensions(file: Path, dims: list[str], extras: list[str]) -> None:
             )
 
 
-def _source(kind: FileKind, file: Path, columns: list[str]) -> tuple[str, dict[str, object]]:
-    """The scan of `file` as a relation of non-NULL VARCHAR columns, and its parameters."""
+def _source(
+    kind: FileKind, file: Path, columns: list[str], native: dict[str, str] | None = None
+) -> tuple[str, dict[str, object]]:
+    """The scan of `file` as a relation of non-NULL VARCHAR columns, and its parameters.
+
+    Columns in `native` keep their own type (see `sql.checked_rows`).
+    """
     as_text = {c: "VARCHAR" for c in columns}
     if kind in ("csv", "csv.gz"):
         params: dict[str, object] = {
@@ -426,33 +617,7 @@ def _source(kind: FileKind, file: Path, columns: list[str]) -> tuple[str, dict[s
     params = {"path": str(file)}
     if kind == "jsonl":
         params["columns"] = as_text
-    return f"(SELECT {sql.varchar_columns(columns)} FROM {scan})", params
-
-
-def _stream(
-    conn: duckdb.DuckDBPyConnection,
-    file: Path,
-    kind: FileKind,
-    source: str,
-    params: dict[str, object],
-    present: set[str],
-    extras: list[str],
-) -> tuple[int, tuple[datetime, datetime]] | None:
-    """Check a large CSV in one pass without copying it; None if it has any bad row."""
-    checked = sql.inline_parameters(source, params)
-    conn.execute(sql.streamed_view(checked, list(CONTRACT_COLUMNS), present, extras))
-    try:
-        row = conn.execute(sql.STREAMED_STATS).fetchone()
-    except duckdb.Error as exc:
-        raise _read_error(file, kind, exc) from None
-    if row is None or not row[0]:
-        raise DataError(file, "no transactions")
-    total, bad, distinct = int(row[0]), int(row[1]), int(row[2])
-    if bad or distinct != total:
-        conn.execute(sql.DROP_STREAMED_VIEW)
-        return None
-    conn.execute(sql.streamed_transactions_view(TRANSACTIONS_TABLE, [*CONTRACT_COLUMNS, *extras]))
-    return total, (row[3], row[4])
+    return f"(SELECT {sql.varchar_columns(columns, native)} FROM {scan})", params
 
 
 def _count(conn: duckdb.DuckDBPyConnection, query: str) -> int:

@@ -1,10 +1,12 @@
 """Segment metrics for a baseline and a current window, computed in DuckDB.
 
-One scan of the transactions builds a *leaf cube*: counts per (window, every dimension,
-status, decline code), with latency kept as counts above fixed edges so that percentiles
-roll up. Every segment of up to `depth` dimensions is then one `GROUPING SETS` query over
-that small cube. Failures, attempts and slow attempts are additive, which is what
-root-cause localization needs (it subtracts one segment from another).
+One pass over the transactions builds a *leaf cube*: counts per (time bucket, every
+dimension, status, decline code, latency bucket), with latency kept as a bucket so that
+percentiles roll up. The cube of two windows is then a sum of whole buckets, collapsed to
+the window counters of each leaf (one value of every dimension), and every segment of up
+to `depth` dimensions is one GROUP BY over that small table. Failures, attempts and slow
+attempts are additive, which is what root-cause localization needs (it subtracts one
+segment from another).
 """
 
 from __future__ import annotations
@@ -261,6 +263,100 @@ def _in_list(codes: Iterable[str]) -> str:
     return ", ".join("'" + c.replace("'", "''") + "'" for c in sorted(codes))
 
 
+# The leaf cube's key and counts: one definition for every pass that builds one (the
+# loader's single pass over a file, `build_leaf_cube` over a table). A leaf is one value of
+# every dimension, one status, one decline code (none when approved) and one latency bucket.
+LEAF_CODE_SQL = "CASE WHEN status = 'approved' THEN '' ELSE decline_code END"
+LEAF_COUNTS: tuple[tuple[str, str], ...] = (
+    ("n", "count(*)"),
+    ("tds", "count(*) FILTER (WHERE three_ds IN ('frictionless', 'challenge', 'failed'))"),
+    ("tds_challenged", "count(*) FILTER (WHERE three_ds IN ('challenge', 'failed'))"),
+    ("tds_failed", "count(*) FILTER (WHERE three_ds = 'failed')"),
+    ("retries", "count(*) FILTER (WHERE is_retry)"),
+)
+
+
+def leaf_select(dimensions: Sequence[str]) -> str:
+    """The leaf key columns and counts of a GROUP BY ALL over transactions-shaped rows."""
+    dims = ", ".join(sql.ident(d) for d in dimensions)
+    counts = ", ".join(f"{expr} AS {name}" for name, expr in LEAF_COUNTS)
+    return (
+        f"{dims}, status, {LEAF_CODE_SQL} AS code, {_LATENCY_BUCKET_SQL} AS latency_bucket, "
+        f"{counts}"
+    )
+
+
+@dataclass(frozen=True)
+class TimeBuckets:
+    """Cut points that split time into buckets, so a cube per bucket can serve windows.
+
+    Bucket 0 holds everything before the first cut, bucket i the span [cuts[i-1], cuts[i]),
+    the last one everything from the last cut on. Counts are additive, so the cube of any
+    window whose bounds are cuts is a sum of whole buckets.
+    """
+
+    cuts: tuple[datetime, ...] = ()
+
+    @classmethod
+    def of(cls, *windows: TimeWindow) -> TimeBuckets:
+        """The buckets cut at the bounds of `windows` (naive UTC, like the table's `ts`)."""
+        bounds = {naive_utc(t) for w in windows for t in (w.start, w.end)}
+        return cls(tuple(sorted(bounds)))
+
+    def sql(self) -> tuple[str, dict[str, datetime]]:
+        """The bucket of a row as SQL over its `ts` (UTINYINT), and the bound parameters."""
+        if not self.cuts:
+            return "0::UTINYINT", {}
+        terms = " + ".join(f"(ts >= $cut{i})::UTINYINT" for i in range(len(self.cuts)))
+        return f"({terms})", {f"cut{i}": cut for i, cut in enumerate(self.cuts)}
+
+    def serves(self, *windows: TimeWindow) -> bool:
+        """Whether every bound of `windows` is a cut, so whole buckets make each window."""
+        return all(naive_utc(t) in self.cuts for w in windows for t in (w.start, w.end))
+
+    def of_windows(self, baseline: TimeWindow, current: TimeWindow) -> tuple[list[int], list[int]]:
+        """The buckets inside either window, and those of them counted as current.
+
+        As in `build_leaf_cube`: a row inside either window is current when it is not
+        earlier than the current window's start.
+        """
+        cur_start = naive_utc(current.start)
+        inside, now = [], []
+        for i in range(1, len(self.cuts)):
+            start, end = self.cuts[i - 1], self.cuts[i]
+            if any(
+                naive_utc(w.start) <= start and end <= naive_utc(w.end) for w in (baseline, current)
+            ):
+                inside.append(i)
+                if start >= cur_start:
+                    now.append(i)
+        return inside, now
+
+
+@dataclass(frozen=True)
+class LeafCube:
+    """The leaf cube of one pair of windows, as two tables in a DuckDB connection.
+
+    `name`: counts `n` per (is_current, every dimension, status, code, and the latency
+    bucket of approved attempts), which `code_mix`, `prepare_codes` and `approved_latency`
+    read; `name_counts`: the window counters of `WindowStats` per leaf, the baseline's
+    then the current window's, which every rollup sums.
+    """
+
+    name: str
+    dimensions: tuple[str, ...]
+    baseline: TimeWindow
+    current: TimeWindow
+
+    def serves(self, dimensions: Sequence[str], baseline: TimeWindow, current: TimeWindow) -> bool:
+        """Whether this cube holds exactly these dimensions and windows."""
+        return (
+            tuple(dimensions) == self.dimensions
+            and baseline == self.baseline
+            and current == self.current
+        )
+
+
 def build_leaf_cube(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -269,51 +365,179 @@ def build_leaf_cube(
     current: TimeWindow,
     *,
     cube: str = "observe_leaf",
-) -> None:
-    """One scan of `table`: counts per (window, dimensions, status, code, latency bucket)."""
-    dims = ", ".join(sql.ident(d) for d in dimensions)
-    code = "CASE WHEN status = 'approved' THEN '' ELSE decline_code END"
-    query = f"""
-        CREATE OR REPLACE TEMP TABLE {cube} AS
-        SELECT (ts >= $cur_start) AS is_current, {dims},
-               status, {code} AS code, {_LATENCY_BUCKET_SQL} AS latency_bucket,
-               count(*) AS n,
-               count(*) FILTER (WHERE three_ds IN ('frictionless', 'challenge', 'failed')) AS tds,
-               count(*) FILTER (WHERE three_ds IN ('challenge', 'failed')) AS tds_challenged,
-               count(*) FILTER (WHERE three_ds = 'failed') AS tds_failed,
-               count(*) FILTER (WHERE is_retry) AS retries
+) -> LeafCube:
+    """One scan of `table` (transactions-shaped): the leaf cube of two windows."""
+    buckets = TimeBuckets.of(baseline, current)
+    bucket, params = buckets.sql()
+    leaves = f"{cube}_leaves"
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {leaves} AS
+        SELECT {bucket} AS bucket, {leaf_select(dimensions)}
         FROM {sql.ident(table)}
         WHERE (ts >= $base_start AND ts < $base_end) OR (ts >= $cur_start AND ts < $cur_end)
         GROUP BY ALL
-    """
-    conn.execute(
-        query,
+        """,
         {
+            **params,
             "base_start": naive_utc(baseline.start),
             "base_end": naive_utc(baseline.end),
             "cur_start": naive_utc(current.start),
             "cur_end": naive_utc(current.end),
         },
     )
-    # Collapse status and code into the window counters once per leaf, so that every
-    # rollup afterwards is plain sums over a table of leaves.
-    cols = _counter_sql(0) + _counter_sql(1)
-    named = ", ".join(f"{expr} AS v{i}" for i, expr in enumerate(cols))
+    collapse_leaves(conn, leaves, dimensions, f"{cube}_buckets")
+    conn.execute(f"DROP TABLE {leaves}")
+    return window_cube(conn, f"{cube}_buckets", buckets, dimensions, baseline, current, cube=cube)
+
+
+def collapse_leaves(
+    conn: duckdb.DuckDBPyConnection,
+    leaves: str,
+    dimensions: Sequence[str],
+    target: str,
+    *,
+    shared: bool = False,
+) -> None:
+    """The bucket cube `target` from a table of leaves (`bucket` + `leaf_select` columns).
+
+    `target_counts`: the window counters (v0...) per (bucket, leaf), status, code and
+    latency collapsed once, so that windows and rollups are plain sums afterwards;
+    `target_codes`: attempts `n` per (bucket, leaf, status, code) and, for approved
+    attempts, latency bucket (NULL otherwise), which `code_mix`, `prepare_codes` and
+    `approved_latency` read.
+    Both are additive across buckets and across sets of rows. `shared` tables are seen by
+    every cursor of the database (the load's cube, which chat queries from cursors of its
+    own); else they are temporary, private to `conn`.
+    """
+    kind = _table_kind(shared)
+    dims = ", ".join(sql.ident(d) for d in dimensions)
+    counters = ", ".join(f"({expr})::BIGINT AS v{i}" for i, expr in enumerate(_counter_sql()))
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {cube}_counts AS "
-        f"SELECT {dims}, {named} FROM {cube} GROUP BY ALL"
+        f"""CREATE OR REPLACE {kind} {target}_counts AS
+        SELECT bucket, {dims}, {counters} FROM {leaves} GROUP BY ALL"""
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE {kind} {target}_codes AS
+        SELECT bucket, {dims}, status, code,
+               CASE WHEN status = 'approved' THEN latency_bucket END AS latency_bucket,
+               sum(n)::BIGINT AS n
+        FROM {leaves} GROUP BY ALL"""
     )
 
 
-def _counter_sql(window: int) -> list[str]:
-    w = f"is_current = {'true' if window else 'false'}"
+def _table_kind(shared: bool) -> str:
+    return "TABLE" if shared else "TEMP TABLE"
 
-    def s(pred: str) -> str:
-        return f"sum(n) FILTER (WHERE {w} AND ({pred}))"
+
+def merge_bucket_cubes(
+    conn: duckdb.DuckDBPyConnection,
+    parts: Sequence[tuple[str, str]],
+    dimensions: Sequence[str],
+    target: str,
+    *,
+    summed: bool,
+    shared: bool = False,
+) -> None:
+    """The bucket cube `target` of several disjoint sets of rows, from their cubes.
+
+    Each part is a pair of relations (its counts, its codes: see `collapse_leaves`), such
+    as the tables of a bucket cube or the Parquet files the scan cache keeps, all cut at
+    the same time buckets. `summed` adds up each leaf's rows; without, the parts are only
+    put together, and a leaf may have a row in each (`window_cube(..., repeated=True)`).
+    `shared` as in `collapse_leaves`.
+    """
+    dims = ", ".join(sql.ident(d) for d in dimensions)
+    width = _N_COUNTERS + _N_EDGES
+    sums = ", ".join(f"sum(v{i})::BIGINT AS v{i}" for i in range(width))
+    merged = {
+        "counts": (f"bucket, {dims}", sums, [counts for counts, _ in parts]),
+        "codes": (
+            f"bucket, {dims}, status, code, latency_bucket",
+            "sum(n)::BIGINT AS n",
+            [c for _, c in parts],
+        ),
+    }
+    for suffix, (keys, values, relations) in merged.items():
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {r}" for r in relations)
+        query = f"SELECT {keys}, {values} FROM ({union}) GROUP BY ALL" if summed else union
+        conn.execute(
+            f"CREATE OR REPLACE {_table_kind(shared)} {target}_{suffix}_merged AS {query}"
+        )
+    for suffix in merged:
+        conn.execute(f"DROP TABLE IF EXISTS {target}_{suffix}")
+        conn.execute(f"ALTER TABLE {target}_{suffix}_merged RENAME TO {target}_{suffix}")
+
+
+def window_cube(
+    conn: duckdb.DuckDBPyConnection,
+    bucket_cube: str,
+    buckets: TimeBuckets,
+    dimensions: Sequence[str],
+    baseline: TimeWindow,
+    current: TimeWindow,
+    *,
+    cube: str = "observe_leaf",
+    repeated: bool = False,
+) -> LeafCube:
+    """The leaf cube of two windows, summed from a bucket cube (no pass over the rows).
+
+    `bucket_cube` names the tables made by `collapse_leaves` (or `merge_bucket_cubes`:
+    `repeated` when a leaf may have several rows in a bucket); `buckets` must serve both
+    windows. A row in either window is current when it is not earlier than the current
+    window's start.
+    """
+    if not buckets.serves(baseline, current):
+        raise ValueError("the time buckets do not serve these windows")
+    inside, now = buckets.of_windows(baseline, current)
+    dims = ", ".join(sql.ident(d) for d in dimensions)
+    is_current = f"bucket IN ({', '.join(map(str, now))})" if now else "false"
+    scope = f"bucket IN ({', '.join(map(str, inside))})" if inside else "false"
+    # A window made of several buckets is summed per leaf; with one bucket per window
+    # (the usual cut) each leaf's code rows are taken as they are.
+    summed = repeated or len(now) > 1 or len(inside) - len(now) > 1
+    n = "sum(n)::BIGINT AS n" if summed else "n"
+    group = " GROUP BY ALL" if summed else ""
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {cube} AS
+        SELECT {is_current} AS is_current, {dims}, status, code, latency_bucket, {n}
+        FROM {bucket_cube}_codes WHERE {scope}{group}"""
+    )
+    # One row per leaf: the baseline's counters, then the current window's (what every
+    # rollup, `breakdown` and `prepare_codes` read).
+    width = _N_COUNTERS + _N_EDGES
+    values = ", ".join(
+        f"sum(CASE WHEN {'' if now_ else 'NOT '}({is_current}) THEN v{i} ELSE 0 END)::BIGINT"
+        f" AS v{i + width * now_}"
+        for now_ in (0, 1)
+        for i in range(width)
+    )
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {cube}_counts AS
+        SELECT {dims}, {values}
+        FROM {bucket_cube}_counts WHERE {scope} GROUP BY ALL"""
+    )
+    return LeafCube(cube, tuple(dimensions), baseline, current)
+
+
+def counter_column(name: str, *, current: bool) -> str:
+    """The column of a `WindowStats` counter (e.g. `approved`) of one window in a cube's
+    counts table (`{cube}_counts`: the baseline's counters, then the current window's)."""
+    return f"v{_COUNTERS.index(name) + (_N_COUNTERS + _N_EDGES) * current}"
+
+
+def _counter_sql() -> list[str]:
+    """The counters of WindowStats, then latency at or above each edge, over leaf rows.
+
+    Sums of CASE, not FILTER clauses: DuckDB runs each FILTER as a pass of its own.
+    """
+
+    def s(pred: str, count: str = "n") -> str:
+        return f"sum(CASE WHEN {pred} THEN {count} ELSE 0 END)"
 
     technical = f"status = 'error' OR code IN ({_in_list(TECHNICAL_CODES)})"
     exprs = {
-        "attempts": f"sum(n) FILTER (WHERE {w})",
+        "attempts": "sum(n)",
         "approved": s("status = 'approved'"),
         "declined": s("status = 'declined'"),
         "errors": s("status = 'error'"),
@@ -326,14 +550,14 @@ def _counter_sql(window: int) -> list[str]:
         "fraud": s(f"code IN ({_in_list(FRAUD_CODES)})"),
         "authentication": s(f"code IN ({_in_list(AUTHENTICATION_CODES)})"),
         "insufficient_funds": s("code = '51'"),
-        "three_ds_attempts": f"sum(tds) FILTER (WHERE {w})",
-        "challenged": f"sum(tds_challenged) FILTER (WHERE {w})",
-        "three_ds_failed": f"sum(tds_failed) FILTER (WHERE {w})",
-        "retries": f"sum(retries) FILTER (WHERE {w})",
+        "three_ds_attempts": "sum(tds)",
+        "challenged": "sum(tds_challenged)",
+        "three_ds_failed": "sum(tds_failed)",
+        "retries": "sum(retries)",
     }
     cols = [exprs[name] for name in _COUNTERS]
     # Attempts at or above edge i are those in bucket i + 1 or higher.
-    cols += [f"sum(n) FILTER (WHERE {w} AND latency_bucket > {i})" for i in range(_N_EDGES)]
+    cols += [s(f"latency_bucket > {i}") for i in range(_N_EDGES)]
     return cols
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from tools.config import ObserveConfig
 from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, iso, utc
-from tools.data import DataError, Dataset
+from tools.data import LEAF_CUBE, DataError, Dataset
 from tools.detection import Detection, DetectionResult, detect, detect_deeper
 from tools.metrics import (
     CodeMix,
@@ -25,15 +25,15 @@ from tools.metrics import (
     SegmentTable,
     WindowStats,
     approved_latency,
-    build_leaf_cube,
     code_mix,
     key_of,
     prepare_codes,
     rollup,
 )
 from tools.root_cause import RootCause, disjoint, localize, nested
+from tools.windows import windows_for_span
 
-CUBE = "observe_leaf"
+CUBE = LEAF_CUBE
 # Segments of up to this many dimensions are measured everywhere; deeper ones only inside
 # a root cause, up to `ObserveConfig.depth` (root_cause: depth adapts).
 FULL_DEPTH = 2
@@ -164,19 +164,14 @@ def infer_windows(dataset: Dataset) -> tuple[TimeWindow, TimeWindow]:
         row = dataset.conn.execute(f'SELECT min(ts), max(ts) FROM "{dataset.table}"').fetchone()
     if row is None or row[0] is None:
         raise DataError(dataset.source, "no transactions to observe")
-    first, last = utc(row[0]), utc(row[1])
-    end = last.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    start = first.replace(second=0, microsecond=0)
-    span = end - start
-    if span >= timedelta(hours=2):
-        split = end - timedelta(hours=1)
-        start = max(start, split - timedelta(hours=24))
-    else:
-        current_len = max(timedelta(minutes=1), span / 5)
-        split = end - timedelta(minutes=round(current_len.total_seconds() / 60))
-        if split <= start:
-            raise DataError(dataset.source, "the data spans too little time to compare windows")
-    return TimeWindow(start=start, end=split), TimeWindow(start=split, end=end)
+    windows = windows_for_span(row[0], row[1])
+    if windows is None:
+        raise DataError(
+            dataset.source,
+            "cannot infer windows: the data spans too little time, or ends in the last "
+            "minute of year 9999 (pass --baseline and --current)",
+        )
+    return windows
 
 
 def _span(window: TimeWindow) -> str:
@@ -423,7 +418,7 @@ def observe(
     """Segment metrics, anomaly detection and root-cause localization for two windows."""
     baseline, current = resolve_windows(dataset, baseline, current)
     dims = dataset.dimensions
-    build_leaf_cube(dataset.conn, dataset.table, dims, baseline, current, cube=CUBE)
+    dataset.leaf_cube(baseline, current, cube=CUBE)
     codes = prepare_codes(dataset.conn, dims, cube=CUBE)
     depth = min(cfg.depth, FULL_DEPTH)
     table = rollup(dataset.conn, dims, depth, baseline, current, cube=CUBE, codes=codes)

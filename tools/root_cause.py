@@ -141,6 +141,8 @@ class _Judge:
                 self.bad[key] = c
         # Bad children of each segment, grouped by the dimension they add.
         self.children: dict[LeafKey, dict[str, list[LeafKey]]] = {}
+        # Their counts summed, per (segment, dimension): asked once per bad child.
+        self._children_sums: dict[tuple[LeafKey, str], Counts] = {}
         for key in self.bad:
             for parent in _parents(key):
                 dim = _added_dimension(parent, key)
@@ -166,6 +168,13 @@ class _Judge:
         rise = part.current.three_ds_failure_rate - part.baseline.three_ds_failure_rate
         return rest_3ds > 0 or rise < THREE_DS_RISE
 
+    def _children_sum(self, parent: LeafKey, dim: str) -> Counts:
+        """The bad children of `parent` along `dim`, summed (computed once)."""
+        found = self._children_sums.get((parent, dim))
+        if found is None:
+            found = self._children_sums[(parent, dim)] = self._sum(self.children[parent][dim])
+        return found
+
     def _sum(self, keys: Sequence[LeafKey]) -> Counts:
         total = Counts(0.0, 0.0, 0.0, 0.0)
         for k in keys:
@@ -188,9 +197,9 @@ class _Judge:
                 continue
             # Several causes at once along S's dimension (two processors down): with the
             # bad siblings of S out too (they include S), is the rest of P spared?
-            siblings = self.children[parent][_added_dimension(parent, key)]
-            if len(siblings) > 1:
-                part = self._sum(siblings)
+            dim = _added_dimension(parent, key)
+            if len(self.children[parent][dim]) > 1:
+                part = self._children_sum(parent, dim)
                 if self.explains(part, whole.minus(part)):
                     continue
             return True
@@ -211,7 +220,7 @@ class _Judge:
     def refinable(self, key: LeafKey) -> bool:
         """A bad child (or the bad children along one dimension) leaves a spared rest."""
         c = self.bad[key]
-        for kids in self.children.get(key, {}).values():
+        for dim, kids in self.children.get(key, {}).items():
             for child in kids:
                 if not self.exposed(key, child):
                     continue
@@ -219,7 +228,7 @@ class _Judge:
                 if self.explains(part, c.minus(part)):
                     return True
             if len(kids) > 1:
-                part = self._sum(kids)
+                part = self._children_sum(key, dim)
                 if self.explains(part, c.minus(part)):
                     return True
         return False

@@ -75,6 +75,34 @@ FROM {table}
 WHERE ts >= $current_start AND ts < $current_end
 """
 
+# The same two answers from a leaf cube (metrics.LeafCube), when the segment's dimensions,
+# and `processor`, are dimensions of the cube: no pass over the transactions. Format with
+# `counts` / `cube` (the cube's tables), `where` as above, and the counter columns
+# `attempts`, `approved`, `errors`, `three_ds_failed` of the current window and
+# `baseline_attempts`, `baseline_approved` (metrics.counter_column).
+ROUTE_STATS_FROM_CUBE = """
+SELECT processor,
+       coalesce(sum({attempts}), 0) AS attempts,
+       coalesce(sum({approved}), 0) AS approved,
+       coalesce(sum({errors}), 0) AS errors,
+       coalesce(sum({baseline_attempts}), 0) AS baseline_attempts,
+       coalesce(sum({baseline_approved}), 0) AS baseline_approved
+FROM {counts}
+WHERE ({where})
+GROUP BY processor
+ORDER BY processor
+"""
+SEGMENT_DETAIL_FROM_CUBE = """
+SELECT coalesce(sum({attempts}), 0) AS total_attempts,
+       coalesce(sum({three_ds_failed}) FILTER (WHERE ({where})), 0) AS three_ds_failed
+FROM {counts}
+"""
+SEGMENT_CODES_FROM_CUBE = """
+SELECT code, sum(n) FROM {cube}
+WHERE is_current AND status <> 'approved' AND code <> '' AND ({where})
+GROUP BY code
+"""
+
 
 # --- investigation (tools/metrics.py: timeline, dimension_values) ------------------------
 # Format with `table` (ident) and `where` (segment_filter). Bind $minutes (bucket length),
@@ -606,6 +634,10 @@ JSONL_SCAN = "read_json($path, format = 'newline_delimited', columns = $columns)
 JSONL_DESCRIBE = "DESCRIBE SELECT * FROM read_json($path, format = 'newline_delimited')"
 PARQUET_SCAN = "read_parquet($path)"
 PARQUET_DESCRIBE = "DESCRIBE SELECT * FROM read_parquet($path)"
+# The span of a Parquet file's `ts` from its statistics alone (a guess: nothing is checked).
+PARQUET_TS_SPAN = """SELECT min(TRY_CAST(stats_min AS TIMESTAMPTZ)),
+       max(TRY_CAST(stats_max AS TIMESTAMPTZ))
+FROM parquet_metadata($path) WHERE path_in_schema = 'ts'"""
 
 # Optional columns (CONTRACT.md section 1) and the value a file without them gets.
 OPTIONAL_DEFAULTS: dict[str, str] = {
@@ -641,8 +673,14 @@ def _empty_or(col: str, message: str) -> str:
     return f"CASE WHEN trim({_raw(col)}) = '' THEN 'empty value (required)' ELSE {message} END"
 
 
+# Timestamps DuckDB parses but no datetime can hold (year 10000, years BC) are bad rows.
+_FIRST_TS = "TIMESTAMP '0001-01-01 00:00:00'"
+_PAST_LAST_TS = "TIMESTAMP '10000-01-01 00:00:00'"
+
 # Row rules, checked in this order; a row reports the first it breaks:
-# (code, column, condition on the typed row, message).
+# (code, column, condition on the typed row, message). A source that holds a column in a
+# native type (Parquet's integers) is checked by NATIVE_CONDITIONS instead where the two
+# differ: those decide good and bad exactly as the text of the value would.
 ERR_DUPLICATE = 10
 ROW_RULES: tuple[tuple[int, str, str, str], ...] = (
     (1, "txn_id", "txn_id = ''", "'empty txn_id'"),
@@ -655,6 +693,12 @@ ROW_RULES: tuple[tuple[int, str, str, str], ...] = (
             f"'unparseable timestamp ' || {_shown(_raw('ts'))}"
             " || ' (expected ISO-8601, e.g. 2026-03-01T10:15:02Z)'",
         ),
+    ),
+    (
+        11,
+        "ts",
+        f"ts < {_FIRST_TS} OR ts >= {_PAST_LAST_TS}",
+        f"'timestamp out of range ' || {_shown(_raw('ts'))} || ' (years 1 to 9999)'",
     ),
     (
         3,
@@ -693,6 +737,20 @@ ROW_RULES: tuple[tuple[int, str, str, str], ...] = (
 )
 
 
+# Condition of a rule on a column read natively; the text form's regex has no text to read.
+NATIVE_CONDITIONS: dict[int, str] = {3: "amount_minor IS NULL", 6: "latency_ms IS NULL"}
+# Columns a typed source can hand over as they are, by DuckDB type: anything else is read
+# as text (so 1.5, or 2**64, is refused exactly as it is in a CSV).
+NATIVE_TYPES: dict[str, frozenset[str]] = {
+    "ts": frozenset({"TIMESTAMP", "TIMESTAMP WITH TIME ZONE"}),
+    "amount_minor": frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT",
+                               "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT", "UHUGEINT"}),
+    "latency_ms": frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT",
+                             "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT", "UHUGEINT"}),
+    "is_retry": frozenset({"BOOLEAN"}),
+}  # fmt: skip
+
+
 def _error_column() -> str:
     whens = " ".join(f"WHEN {code} THEN '{col}'" for code, col, _, _ in ROW_RULES)
     return f"CASE {_ERR} {whens} WHEN {ERR_DUPLICATE} THEN 'txn_id' END"
@@ -717,10 +775,21 @@ def _is_retry(raw: str) -> str:
     )
 
 
-def _typed(col: str, present: set[str]) -> str:
+def _typed(col: str, present: set[str], native: Mapping[str, str]) -> str:
     q = ident(col)
     if col not in present:
         return f"{OPTIONAL_DEFAULTS[col]} AS {q}"
+    if col in native:
+        # A NULL amount or latency is refused like an empty one; a NULL flag is false. An
+        # instant becomes its UTC wall time from its microseconds: a CAST would consult the
+        # time zone for every row (on 10M rows, most of a second).
+        typed = {
+            "ts": "make_timestamp(epoch_us(r.ts))"
+            if native[col] == "TIMESTAMP WITH TIME ZONE"
+            else "r.ts",
+            "is_retry": "coalesce(r.is_retry, false)",
+        }.get(col, f"TRY_CAST(r.{q} AS BIGINT)")
+        return f"{typed} AS {q}"
     if col == "ts":
         # A trailing Z (the contract's form) parses without time-zone arithmetic; offsets
         # go through TIMESTAMPTZ, which the UTC session turns into UTC.
@@ -735,18 +804,32 @@ def _typed(col: str, present: set[str]) -> str:
     return f"r.{q} AS {q}"
 
 
-def checked_rows(source: str, columns: list[str], present: set[str], extras: list[str]) -> str:
-    """SELECT every row of `source` (non-NULL VARCHAR columns) typed, with its error code.
+def checked_rows(
+    source: str,
+    columns: list[str],
+    present: set[str],
+    extras: list[str],
+    native: Mapping[str, str] | None = None,
+) -> str:
+    """SELECT every row of `source` typed, with its error code (NULL when the row is good).
 
-    `columns` are the contract's columns in table order, `present` those the file has
-    (missing optional ones get OPTIONAL_DEFAULTS) and `extras` the file's other columns.
+    `source` has non-NULL VARCHAR columns, except those in `native` (column -> DuckDB type,
+    see NATIVE_TYPES), which it hands over in their own type. `columns` are the contract's
+    columns in table order, `present` those the file has (missing optional ones get
+    OPTIONAL_DEFAULTS) and `extras` the file's other columns. Rows from `native` columns
+    keep no raw text: the messages of bad rows come from the text path
+    (`load_transactions`).
     """
-    typed = [_typed(c, present) for c in columns] + [f"r.{ident(c)}" for c in extras]
+    native = native or {}
+    typed = [_typed(c, present, native) for c in columns] + [f"r.{ident(c)}" for c in extras]
     raws = [
-        f"{'r.' + ident(c) if c in present else 'NULL::VARCHAR'} AS {_raw(c)}"
+        f"{'r.' + ident(c) if c in present and c not in native else 'NULL::VARCHAR'} AS {_raw(c)}"
         for c in _CAST_COLUMNS
     ]
-    checks = " ".join(f"WHEN {cond} THEN {code}" for code, _, cond, _ in ROW_RULES)
+    checks = " ".join(
+        f"WHEN {NATIVE_CONDITIONS.get(code, cond) if col in native else cond} THEN {code}"
+        for code, col, cond, _ in ROW_RULES
+    )
     keep = [ident(c) for c in columns + extras]
     # Raw text is kept for bad rows only: a mostly-NULL column costs next to nothing.
     kept_raws = [
@@ -791,15 +874,17 @@ STREAMED_VIEW = "__payops_scan"
 DROP_STREAMED_VIEW = f"DROP VIEW {STREAMED_VIEW}"
 
 
-def streamed_view(source: str, columns: list[str], present: set[str], extras: list[str]) -> str:
-    """A view that re-reads and re-checks the file on every query (large files)."""
-    return f"CREATE VIEW {STREAMED_VIEW} AS {checked_rows(source, columns, present, extras)}"
+def streamed_view(checked: str) -> str:
+    """A view of checked rows (`checked_rows` over a file) that re-reads it on every query."""
+    return f"CREATE OR REPLACE VIEW {STREAMED_VIEW} AS {checked}"
 
 
-# One pass over a streamed file: rows, bad rows, distinct id hashes and the time range.
-STREAMED_STATS = (
-    f"SELECT count(*), count({_ERR}), count(DISTINCT hash(txn_id)), min(ts), max(ts) "
-    f"FROM {STREAMED_VIEW}"
+# The error code of a checked row (NULL when good), for passes over STREAMED_VIEW.
+ERROR_COLUMN = _ERR
+# Id hashes seen more than once among the rows of STREAMED_VIEW: 0 proves the ids unique.
+# (Equal hashes are not yet equal ids: the copying path decides that exactly.)
+REPEATED_ID_HASHES = (
+    f"SELECT count(*) - count(DISTINCT hash(txn_id)) FROM (SELECT txn_id FROM {STREAMED_VIEW})"
 )
 
 
@@ -809,9 +894,17 @@ def streamed_transactions_view(name: str, columns: list[str]) -> str:
     return f"CREATE VIEW {ident(name)} AS SELECT {cols}, NULL::BIGINT AS line FROM {STREAMED_VIEW}"
 
 
-def varchar_columns(columns: list[str]) -> str:
-    """`columns` as non-NULL text ('' for NULL): how typed sources join the text path."""
-    return ", ".join(f"coalesce(CAST({ident(c)} AS VARCHAR), '') AS {ident(c)}" for c in columns)
+def varchar_columns(columns: list[str], native: Mapping[str, str] | None = None) -> str:
+    """`columns` as non-NULL text ('' for NULL): how typed sources join the text path.
+
+    Columns in `native` are passed as they are (see `checked_rows`).
+    """
+    return ", ".join(
+        ident(c)
+        if c in (native or {})
+        else f"coalesce(CAST({ident(c)} AS VARCHAR), '') AS {ident(c)}"
+        for c in columns
+    )
 
 
 # Rows, bad rows and distinct id hashes: distinct hashes == rows proves the ids unique.

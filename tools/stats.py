@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import cache
 
 
 def normal_sf(z: float) -> float:
@@ -15,8 +16,12 @@ def normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
+@cache
 def normal_isf(tail: float) -> float:
-    """The z with P(Z >= z) = `tail` for a standard normal Z (bisection on `normal_sf`)."""
+    """The z with P(Z >= z) = `tail` for a standard normal Z (bisection on `normal_sf`).
+
+    Remembered: root-cause localization asks for the same few tails thousands of times.
+    """
     lo, hi = -10.0, 10.0
     for _ in range(80):
         mid = (lo + hi) / 2.0
