@@ -19,7 +19,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +29,7 @@ import duckdb
 from pydantic import BaseModel, ValidationError
 
 from tools import sql
-from tools.contract import DEFAULT_DIMENSIONS, TRANSACTION_COLUMNS, ScenarioSpec, TimeWindow
+from tools.contract import TRANSACTION_COLUMNS, ScenarioSpec, TimeWindow
 from tools.dimensions import (
     PROBE_ROWS,
     ColumnProfile,
@@ -39,7 +38,9 @@ from tools.dimensions import (
     choose_dimensions,
     columns_to_probe,
 )
+from tools.fields import first_error
 from tools.metrics import LeafCube, TimeBuckets, build_leaf_cube, window_cube
+from tools.output import atomic_path
 from tools.scan import Scan, ScanSource, read_once
 from tools.scan_cache import ScanCache
 from tools.windows import windows_for_span
@@ -182,11 +183,6 @@ class Dataset:
             )
         self._cubes[cube] = (self.conn, made)
         return made
-
-
-def default_dimensions() -> list[str]:
-    """The contract's default segment dimensions."""
-    return list(DEFAULT_DIMENSIONS)
 
 
 def load(
@@ -379,9 +375,7 @@ def read_json_model(file: Path, model: type[ModelT], *, missing: str = "no such 
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise DataError(file, f"field {where}: {first['msg']}") from None
+        raise DataError(file, f"field {first_error(exc)}") from None
 
 
 def _resolve(path: Path) -> tuple[Path, ScenarioSpec | None]:
@@ -657,20 +651,14 @@ def _write_quarantine(
     offset: int,
     quarantine_dir: Path | None,
 ) -> Path:
-    """Write the bad rows beside the file; whole or not at all (temp file, then rename)."""
+    """Write the bad rows beside the file; whole or not at all (`atomic_path`)."""
     target = quarantine_file(file, quarantine_dir)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
     except OSError as exc:
         raise DataError(target, f"cannot write the quarantine file: {exc}") from None
-    try:
-        conn.execute(sql.quarantine_copy(file_columns, offset), {"path": tmp})
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp:
+        conn.execute(sql.quarantine_copy(file_columns, offset), {"path": str(tmp)})
     return target
 
 

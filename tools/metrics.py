@@ -132,11 +132,6 @@ class WindowStats:
         return self._share(self.errors)
 
     @property
-    def decline_rate(self) -> float:
-        """Declines over attempts."""
-        return self._share(self.declined)
-
-    @property
     def soft_share(self) -> float:
         """Share of failures that are soft declines (retry later)."""
         return self.soft / self.failures if self.failures else 0.0

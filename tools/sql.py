@@ -445,9 +445,6 @@ WHERE idempotency_key = :key AND status = 'claimed'"""
 LEDGER_GET = f"SELECT {LEDGER_COLUMNS} FROM action_ledger WHERE idempotency_key = :key"
 LEDGER_RECENT = f"""SELECT {LEDGER_COLUMNS} FROM action_ledger
 ORDER BY claimed_at DESC, idempotency_key LIMIT :limit"""
-LEDGER_IN_DOUBT = f"""SELECT {LEDGER_COLUMNS} FROM action_ledger
-WHERE status = 'claimed' AND claimed_at <= :before
-ORDER BY claimed_at, idempotency_key"""
 # Compare-and-set: the claim passes to :owner only if nobody took it since it was read.
 LEDGER_TAKE_OVER = """UPDATE action_ledger SET owner = :owner, lease_until = :lease_until
 WHERE idempotency_key = :key AND status = 'claimed'
