@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from tools import sql
 from tools.config import ObserveConfig
 from tools.contract import AnomalyRecord, CodeShift, Segment, TimeWindow, iso, utc
 from tools.data import LEAF_CUBE, DataError, Dataset
@@ -161,7 +162,7 @@ def infer_windows(dataset: Dataset) -> tuple[TimeWindow, TimeWindow]:
     if dataset.ts_range is not None:
         row: tuple[Any, ...] | None = dataset.ts_range
     else:
-        row = dataset.conn.execute(f'SELECT min(ts), max(ts) FROM "{dataset.table}"').fetchone()
+        row = dataset.conn.execute(sql.ts_range(dataset.table)).fetchone()
     if row is None or row[0] is None:
         raise DataError(dataset.source, "no transactions to observe")
     windows = windows_for_span(row[0], row[1])

@@ -1,4 +1,13 @@
-"""Named, parameterised DuckDB queries: every SQL statement payops runs lives here.
+"""Named, parameterised queries: the statements of the loader, observe, chat and the
+stores (DuckDB and SQLite) live here.
+
+Three families are composed next to the definitions they are made of, and only there:
+the leaf cube's aggregates in tools/metrics.py (their column lists are the window
+counters defined beside them); the one pass over a file that builds it (tools/scan.py,
+with the relation tools/data.py puts over the file, and the scan cache's reads of its
+parts in tools/scan_cache.py); and the synthetic generator's row-drawing pipeline in
+tools/generate.py (one statement built from the incident modules' injections). Nothing
+else writes SQL.
 
 User values never go into SQL text as they are: they are bound as parameters, or, in DDL
 that cannot take parameters (a view over a file), written with `literal`. Identifiers
@@ -140,6 +149,11 @@ def dimension_probe(source: str, columns: Sequence[str]) -> str:
 
 # Whether this connection holds a temporary table (a leaf cube it built). Bind $name.
 TEMP_TABLE_EXISTS = "SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = $name"
+
+
+def ts_range(table: str) -> str:
+    """The first and last timestamp of a transactions table."""
+    return f"SELECT min(ts), max(ts) FROM {ident(table)}"
 
 
 def dimension_values(table: str, dimensions: list[str]) -> str:
