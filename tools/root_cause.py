@@ -303,18 +303,42 @@ class _Pick:
     table: SegmentTable | None = None
 
 
+def _near_top(judge: _Judge) -> list[LeafKey]:
+    """The candidates that explain about as much as the best, in `judge.bad`'s order.
+
+    The pool is the causes (bad segments neither refinable nor generalizable), else the
+    segments that cannot be refined, else every bad one; the candidates are those of it
+    within `TIE_SHARE` of its largest excess. Segments are tested largest excess first:
+    once a cause is found, one below `TIE_SHARE` of its excess cannot be a candidate, so
+    it is not tested (those tests are most of localization's cost on a wide outage).
+    """
+    bad = judge.bad
+    excess = {k: judge.signal.excess(c) for k, c in bad.items()}
+    refinable: dict[LeafKey, bool] = {}
+    causes: set[LeafKey] = set()
+    first_cause: float | None = None
+    for key in sorted(bad, key=lambda k: -excess[k]):
+        if first_cause is not None and excess[key] < TIE_SHARE * first_cause:
+            break
+        refinable[key] = judge.refinable(key)
+        if not refinable[key] and not judge.generalizable(key):
+            causes.add(key)
+            first_cause = excess[key] if first_cause is None else first_cause
+    if causes:
+        pool = [k for k in bad if k in causes]
+    else:
+        pool = [k for k in bad if not refinable[k]] or list(bad)
+    top = max(excess[k] for k in pool)
+    return [k for k in pool if excess[k] >= TIE_SHARE * top]
+
+
 def _pick(judge: _Judge) -> _Pick | None:
     """The best root-cause candidate of one table, or None when nothing is bad."""
     bad = judge.bad
     if not bad:
         return None
-    not_refinable = [k for k in bad if not judge.refinable(k)]
-    causes = [k for k in not_refinable if not judge.generalizable(k)]
-    pool = causes or not_refinable or list(bad)
-
     signal = judge.signal
-    top = max(signal.excess(bad[k]) for k in pool)
-    near = [k for k in pool if signal.excess(bad[k]) >= TIE_SHARE * top]
+    near = _near_top(judge)
     # Of explanations that account for about as much, the most concentrated one is the
     # answer (processor x network, not processor x "card", which dilutes it with clean
     # traffic); equally concentrated ones are the same traffic named two ways, and the
