@@ -178,8 +178,16 @@ def rank_kinds(sig: Signature) -> list[tuple[IncidentKind, float]]:
     ranked = [(name, found.confidence) for name, found in counted]
     if len(ranked) > 1:
         (lead_kind, lead), (_, runner_up) = ranked[0], ranked[1]
-        mixed = lead - CONFIDENCE.runner_up_weight * runner_up + CONFIDENCE.mixed_offset
-        ranked[0] = (lead_kind, round(max(CONFIDENCE.mixed_floor, mixed), 4))
+        mixed = round(
+            max(
+                CONFIDENCE.mixed_floor,
+                lead - CONFIDENCE.runner_up_weight * runner_up + CONFIDENCE.mixed_offset,
+            ),
+            4,
+        )
+        # Mixed evidence makes every reading less sure, not a runner-up likelier than the
+        # kind chosen: none is shown above the leader.
+        ranked = [(lead_kind, mixed)] + [(k, min(c, mixed)) for k, c in ranked[1:]]
     return ranked
 
 

@@ -147,9 +147,11 @@ def test_mixed_evidence_lowers_the_leaders_confidence() -> None:
     # Fraud-screen and authentication declines both moved on one merchant.
     sig = _sig(MERCHANT, fraud=0.5, authentication=0.5)
     lead = CONFIDENCE.clean - CONFIDENCE.runner_up_weight * CONFIDENCE.uncorroborated
+    mixed = round(lead + CONFIDENCE.mixed_offset, 4)
+    # The runner-up is no likelier than the leader: mixed evidence lowers both.
     assert rank_kinds(sig) == [
-        ("three_ds_failure", round(lead + CONFIDENCE.mixed_offset, 4)),
-        ("fraud_rule_misfire", CONFIDENCE.uncorroborated),
+        ("three_ds_failure", mixed),
+        ("fraud_rule_misfire", min(mixed, CONFIDENCE.uncorroborated)),
     ]
     assert rank_kinds(sig)[0][1] < CONFIDENCE.clean
 
@@ -173,7 +175,8 @@ def test_equal_confidence_prefers_what_failed_over_where() -> None:
     sig = _sig(where, fraud=0.5, technical=0.5, suspect_changes=(_change(MERCHANT),))
     ranked = rank_kinds(sig)
     assert [k for k, _ in ranked] == ["fraud_rule_misfire", "processor_degradation"]
-    assert ranked[1][1] == CONFIDENCE.corroborated
+    # Equally corroborated: the evidence is mixed, and both read as equally likely.
+    assert ranked[1][1] == ranked[0][1] < CONFIDENCE.corroborated
 
 
 # ---------------------------------------------------------------------------------------
@@ -514,3 +517,33 @@ def test_retries_configured_away_are_not_proposed() -> None:
     strict = effective_limits(GuardConfig.model_validate({"max_retry_attempts": 1}), {})
     assert "enable_retry" in _candidates(snap, GuardLimits())
     assert "enable_retry" not in _candidates(snap, strict)
+
+
+@pytest.mark.parametrize(
+    "sig",
+    [
+        _sig(MERCHANT, fraud=0.5, authentication=0.5),
+        _sig(SLICE, technical=0.9, error_rise=0.02, latency_ratio_p95=3.0, latency_ratio_p99=3.5),
+        _sig(OUTAGE, technical=0.9, error_rise=0.15, latency_ratio_p95=2.5, latency_ratio_p99=4.0),
+    ],
+)
+def test_no_runner_up_reads_as_more_likely_than_the_kind_chosen(sig: Signature) -> None:
+    # Mixed evidence lowers the leader's confidence; a runner-up shown above it would say
+    # the reasoner chose the less likely kind.
+    confidences = [c for _, c in rank_kinds(sig)]
+    assert confidences == sorted(confidences, reverse=True)
+
+
+def test_the_demos_hypotheses_are_ranked_by_their_confidence() -> None:
+    from pathlib import Path
+
+    from tools.config import ObserveConfig
+    from tools.data import load
+    from tools.observe import observe
+
+    demo = Path(__file__).resolve().parent.parent / "agent/demo/demo-processor-degradation-us"
+    dataset = load(demo)
+    assert dataset.scenario is not None
+    hypotheses = classify(observe(dataset, ObserveConfig()), dataset.scenario.context)
+    confidences = [h.confidence for h in hypotheses]
+    assert len(confidences) > 1 and confidences == sorted(confidences, reverse=True)
