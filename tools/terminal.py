@@ -66,19 +66,18 @@ class Column:
     wraps: bool = False
 
 
-def _needed(column: Column, cells: Sequence[str]) -> int:
-    """Width a column needs: its header, and its longest cell line (or word, if it wraps)."""
+def _widest(column: Column, cells: Sequence[str], *, by_word: bool) -> int:
+    """Width of the column's header and its longest cell line (or word, `by_word`)."""
     widest = len(column.header)
     for cell in cells:
         text = Text.from_markup(cell).plain
-        pieces = text.split() if column.wraps else text.splitlines()
+        pieces = text.split() if by_word else text.splitlines()
         widest = max(widest, *(len(p) for p in pieces), 0)
     return widest
 
 
-def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int) -> list[int]:
-    """Indices of the columns that fit in `width`, dropping the most droppable first."""
-    need = [_needed(c, [row[i] for row in rows]) for i, c in enumerate(columns)]
+def _fit(columns: Sequence[Column], need: Sequence[int], width: int) -> list[int]:
+    """Indices of the columns whose `need`s fit in `width`, the most droppable gone first."""
     kept = list(range(len(columns)))
     while sum(need[i] for i in kept) + COLUMN_GAP * (len(kept) - 1) > width:
         droppable = [i for i in kept if columns[i].drop > 0]
@@ -86,12 +85,6 @@ def fit_columns(columns: Sequence[Column], rows: Sequence[Sequence[str]], width:
             break  # what is left folds its cells
         kept.remove(max(droppable, key=lambda i: (columns[i].drop, i)))
     return kept
-
-
-def _natural(column: Column, cells: Sequence[str]) -> int:
-    """Width a column takes unwrapped: its header, and its longest cell line."""
-    lines = [line for cell in cells for line in Text.from_markup(cell).plain.splitlines()]
-    return max([len(column.header), *(len(line) for line in lines)])
 
 
 def fitted_table(
@@ -107,11 +100,12 @@ def fitted_table(
     `dimension=value` is never cut in two; what width is left goes to the wrapping
     columns, the one closest to its unwrapped width first, up to that width.
     """
-    kept = fit_columns(columns, rows, width)
-    cells = {i: [row[i] for row in rows] for i in kept}
-    widths = {i: _needed(columns[i], cells[i]) for i in kept}
+    cells = [[row[i] for row in rows] for i in range(len(columns))]
+    need = [_widest(c, cells[i], by_word=c.wraps) for i, c in enumerate(columns)]
+    kept = _fit(columns, need, width)
+    widths = {i: need[i] for i in kept}
     spare = width - sum(widths.values()) - COLUMN_GAP * (len(kept) - 1)
-    natural = {i: _natural(columns[i], cells[i]) for i in kept if columns[i].wraps}
+    natural = {i: _widest(columns[i], cells[i], by_word=False) for i in kept if columns[i].wraps}
     for i in sorted(natural, key=lambda i: (natural[i] - widths[i], i)):
         grow = max(0, min(spare, natural[i] - widths[i]))
         widths[i] += grow
