@@ -556,17 +556,24 @@ def _counter_sql() -> list[str]:
     return cols
 
 
+def _in_any(segments: Sequence[Segment], prefix: str) -> tuple[str, dict[str, str]]:
+    """SQL predicate for traffic in any of `segments` (values bound as parameters named
+    `<prefix><i>_...`); there must be at least one."""
+    parts: list[str] = []
+    params: dict[str, str] = {}
+    for i, seg in enumerate(segments):
+        pred, p = sql.segment_filter(seg, prefix=f"{prefix}{i}_")
+        parts.append(f"({pred})")
+        params.update(p)
+    return " OR ".join(parts), params
+
+
 def _outside(segments: Sequence[Segment]) -> tuple[str, dict[str, str]]:
     """SQL predicate for traffic in none of `segments` (values bound as parameters)."""
     if not segments:
         return "true", {}
-    parts: list[str] = []
-    params: dict[str, str] = {}
-    for i, seg in enumerate(segments):
-        pred, p = sql.segment_filter(seg, prefix=f"x{i}_")
-        parts.append(f"({pred})")
-        params.update(p)
-    return f"NOT ({' OR '.join(parts)})", params
+    pred, params = _in_any(segments, "x")
+    return f"NOT ({pred})", params
 
 
 # Sums of every counter column of a `{cube}_counts` table: baseline, then current.
@@ -615,12 +622,9 @@ def rollup(
         where = f"({where}) AND ({pred})"
         params.update(p)
     if among:
-        preds = []
-        for i, seg in enumerate(among):
-            pred, p = sql.segment_filter(seg, prefix=f"a{i}_")
-            preds.append(f"({pred})")
-            params.update(p)
-        where = f"({where}) AND ({' OR '.join(preds)})"
+        pred, p = _in_any(among, "a")
+        where = f"({where}) AND ({pred})"
+        params.update(p)
     width = _N_COUNTERS + _N_EDGES
     n_codes = len(codes)
     columns = [f"v{i}" for i in range(2 * width)]
